@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS: list[str] = []
+COMMANDS: list[str] = ["demo", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,10 +50,15 @@ def _features(columns: dict[str, str]) -> datasets.Features:
 
 
 def _defaults(columns: dict[str, str]) -> dict[str, Any]:
-    return {name: (0.0 if dtype.startswith("float") else 0 if dtype.startswith("int") else "") for name, dtype in columns.items()}
+    return {
+        name: (0.0 if dtype.startswith("float") else 0 if dtype.startswith("int") else "")
+        for name, dtype in columns.items()
+    }
 
 
-def make_table(rows: Iterable[dict[str, Any]] | dict[str, list], columns: dict[str, str], what: str) -> datasets.Dataset:
+def make_table(
+    rows: Iterable[dict[str, Any]] | dict[str, list], columns: dict[str, str], what: str
+) -> datasets.Dataset:
     """Build a typed table from rows (or columns), filling optional fields with empty defaults.
 
     Required fields are the ID fields (``user_id``/``item_id``); a row missing one is an error
@@ -118,7 +123,10 @@ class RecData:
     # ------------------------------------------------------------------ checks
     def check(self) -> RecData:
         """Raise a ValueError naming the problem if the tables are inconsistent."""
-        for table, columns, what in ((self.items, ITEM_COLUMNS, "items"), (self.interactions, INTERACTION_COLUMNS, "interactions")):
+        for table, columns, what in (
+            (self.items, ITEM_COLUMNS, "items"),
+            (self.interactions, INTERACTION_COLUMNS, "interactions"),
+        ):
             missing = set(columns) - set(table.column_names)
             if missing:
                 raise ValueError(f"{self.name}: {what} table lacks column(s) {sorted(missing)}")
@@ -219,7 +227,9 @@ class RecData:
             )
         meta = json.loads(meta_file.read_text())
         if meta.get("format_version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{path}: dataset format {meta['format_version']} is newer than this p5rec reads ({_FORMAT_VERSION})")
+            raise ValueError(
+                f"{path}: dataset format {meta['format_version']} is newer than this p5rec reads ({_FORMAT_VERSION})"
+            )
         try:
             items = datasets.load_from_disk(str(path / "items"))
             inter = datasets.load_from_disk(str(path / "interactions"))

@@ -1,0 +1,466 @@
+"""`Recommender`: a trained p5rec model behind plain Python calls.
+
+>>> rec = Recommender.from_pretrained("runs/demo-model")          # doctest: +SKIP
+>>> rec.recommend(user="A2IBPI20UZIR0U", k=5).sentence           # doctest: +SKIP
+'We recommend Acme Pro Strings 101, ... to A2IBPI20UZIR0U.'
+
+The saved directory holds everything needed to answer: weights or adapter, tokenizer, item and
+user indexes, the catalog, user histories, the prompt templates and the run config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from p5rec import __version__
+from p5rec.ids import ItemIndex, UserIndex
+from p5rec.inference import Predictor
+from p5rec.templates.load import PromptTemplate, TemplateSet
+from p5rec.templates.render import prompt_variables
+from p5rec.templates.tasks import format_rating
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "p5rec_config.json"
+REQUIRED_FILES = (
+    CONFIG_FILE,
+    "tokenizer",
+    "model",
+    "item_index.json",
+    "user_index.json",
+    "catalog.jsonl",
+    "histories.json",
+    "prompts.yaml",
+)
+NEW_USER = "user_new"  # the ID string a cold-start user gets in prompts
+
+
+@dataclass
+class RecommendedItem:
+    """One recommendation: raw item ID, its ID string in prompts, title, score (log-probability), rank (1-based)."""
+
+    item_id: str
+    id_string: str
+    title: str
+    score: float
+    rank: int
+
+
+@dataclass
+class Recommendations:
+    """Ranked items plus a sentence a person can read."""
+
+    user: str | None
+    items: list[RecommendedItem] = field(default_factory=list)
+    sentence: str = ""
+    template: str = ""
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "items": [asdict(i) for i in self.items],
+            "sentence": self.sentence,
+            "template": self.template,
+        }
+
+
+class Recommender:
+    """A trained model with its catalog, users and prompts.
+
+    Build one with `p5rec.pipeline.fit` or load one with `Recommender.from_pretrained(path)`.
+
+    Args:
+        model: the (possibly peft-wrapped) language model.
+        tokenizer: its tokenizer.
+        items: raw item ID <-> ID string.
+        users: raw user ID <-> ID string.
+        catalog: raw item ID -> {"title": ..., "category": ...}.
+        histories: raw user ID -> the user's known items in time order (used for prompts and to
+            exclude seen items).
+        templates: the prompt collection the model was trained with.
+        run_config: the run's config as a plain dict (saved for provenance).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        items: ItemIndex,
+        users: UserIndex,
+        catalog: dict[str, dict[str, str]],
+        histories: dict[str, list[str]],
+        templates: TemplateSet,
+        run_config: dict[str, Any] | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
+        self.templates = templates
+        self.run_config = run_config or {}
+        model_cfg = self.run_config.get("model", {})
+        self.max_history = int(self.run_config.get("examples", {}).get("max_history", 20))
+        self._raw_items = items.raw_ids()
+        self._position = {raw: k for k, raw in enumerate(self._raw_items)}
+        self.predictor = Predictor(
+            model,
+            tokenizer,
+            items.id_strings(),
+            max_input_length=int(model_cfg.get("max_input_length", 256)),
+            max_target_length=int(model_cfg.get("max_target_length", 64)),
+            batch_size=batch_size,
+        )
+
+    # ------------------------------------------------------------------ answers
+    def recommend(
+        self,
+        user: str | None = None,
+        history: Sequence[str] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Sequence[str] | None = None,
+        template: str | None = None,
+        num_beams: int | None = None,
+    ) -> Recommendations:
+        """Top-`k` items for a known `user`, or for a new user described by `history` (cold start).
+
+        Args:
+            user: a raw user ID from the training data.
+            history: raw item IDs, oldest first; overrides the stored history of `user`.
+            k: how many items (1 .. catalog size).
+            exclude_seen: never recommend an item of the history.
+            candidates: rank only these raw item IDs (direct recommendation).
+            template: a template id; default: the first seen template of the task.
+            num_beams: beam width (default max(20, k)).
+        """
+        return self.recommend_batch(
+            [user],
+            [history] if history is not None else None,
+            k,
+            exclude_seen,
+            [candidates] if candidates is not None else None,
+            template,
+            num_beams,
+        )[0]
+
+    def recommend_batch(
+        self,
+        users: Sequence[str | None],
+        histories: Sequence[Sequence[str] | None] | None = None,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Sequence[Sequence[str] | None] | None = None,
+        template: str | None = None,
+        num_beams: int | None = None,
+    ) -> list[Recommendations]:
+        """`recommend` for many users in batched forward passes."""
+        n = len(users)
+        histories = list(histories) if histories is not None else [None] * n
+        candidates = list(candidates) if candidates is not None else [None] * n
+        if len(histories) != n or len(candidates) != n:
+            raise ValueError(
+                f"`histories` ({len(histories)}) and `candidates` ({len(candidates)}) "
+                f"must have one entry per user ({n})"
+            )
+        if not isinstance(k, int) or not 1 <= k <= len(self._raw_items):
+            raise ValueError(f"`k` ({k!r}) must be an integer between 1 and the catalog size ({len(self._raw_items)})")
+        if n == 0:
+            return []
+        use_candidates = any(c is not None for c in candidates)
+        task = "direct_choice" if use_candidates else "sequential"
+        prompts, excludes, allowed, hists = [], [], [], []
+        for user, hist, cands in zip(users, histories, candidates):
+            user_str, hist = self._user_and_history(user, hist)
+            hists.append(hist)
+            extra = {}
+            if use_candidates:
+                if not cands:
+                    raise ValueError("`candidates` must be given (non-empty) for every user when used for any")
+                cand_raw = self._check_items(cands, "candidates")
+                extra["candidates"] = [self.items.id_of(c) for c in cand_raw]
+                allowed.append([self._position[c] for c in cand_raw])
+            tpl = self._template(task, template, {"user_id", "history", "history_titles", *extra})
+            variables = prompt_variables(
+                user_str, None, [(self.items.id_of(i), self._title(i)) for i in hist], self.max_history, **extra
+            )
+            prompts.append(tpl.render(variables)[0])
+            excludes.append([self._position[i] for i in hist] if exclude_seen else [])
+        beams = max(num_beams or 20, k)
+        ranked = self.predictor.rank(
+            prompts, k=k, num_beams=beams, exclude=excludes, candidates=allowed if use_candidates else None
+        )
+        out = []
+        for user, hist, rows in zip(users, hists, ranked):
+            items = [
+                RecommendedItem(
+                    self._raw_items[i],
+                    self.items.id_of(self._raw_items[i]),
+                    self._title(self._raw_items[i]),
+                    float(s),
+                    r + 1,
+                )
+                for r, (i, s) in enumerate(rows)
+            ]
+            out.append(Recommendations(user, items, self._sentence(user, hist, items), tpl.id))
+        return out
+
+    def predict_rating(self, user: str, item: str, template: str | None = None) -> float:
+        """Expected star rating of `item` by `user` under the model's distribution over 1-5."""
+        return self.predict_ratings([(user, item)], template)[0]
+
+    def predict_ratings(self, pairs: Sequence[tuple[str, str]], template: str | None = None) -> list[float]:
+        prompts = []
+        for user, item in pairs:
+            self._check_user(user)
+            (item,) = self._check_items([item], "item")
+            tpl = self._template("rating", template, {"user_id", "item_id", "item_title"})
+            v = prompt_variables(
+                self.users.id_of(user), (self.items.id_of(item), self._title(item)), None, self.max_history
+            )
+            prompts.append(tpl.render(v)[0])
+        return self.predictor.rate(prompts)
+
+    def explain(self, user: str, item: str, feature: str | None = None, template: str | None = None) -> str:
+        """A sentence on why `user` would like `item` (about `feature` when given)."""
+        return self.explain_batch([(user, item, feature)], template)[0]
+
+    def explain_batch(self, requests: Sequence[tuple[str, str, str | None]], template: str | None = None) -> list[str]:
+        prompts = []
+        for user, item, feature in requests:
+            self._check_user(user)
+            (item,) = self._check_items([item], "item")
+            have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
+            tpl = self._template("explanation", template, have, prefer=("feature",) if feature else ())
+            rating = format_rating(self.predict_rating(user, item)) if "rating" in tpl.input_variables else ""
+            v = prompt_variables(
+                self.users.id_of(user),
+                (self.items.id_of(item), self._title(item)),
+                None,
+                self.max_history,
+                feature=feature or "",
+                rating=rating,
+            )
+            prompts.append(tpl.render(v)[0])
+        return self.predictor.generate_text(prompts)
+
+    def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
+        """A short title for a review text."""
+        return self.summarize_batch([review], user, template)[0]
+
+    def summarize_batch(
+        self, reviews: Sequence[str], user: str | None = None, template: str | None = None
+    ) -> list[str]:
+        if user is not None:
+            self._check_user(user)
+        prompts = []
+        for text in reviews:
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("`review` must be a non-empty string")
+            tpl = self._template("review_summary", template, {"review_text", "user_id"})
+            v = prompt_variables(
+                self.users.id_of(user) if user else NEW_USER, None, None, self.max_history, review_text=text.strip()
+            )
+            prompts.append(tpl.render(v)[0])
+        return self.predictor.generate_text(prompts)
+
+    def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:
+        """Raw text generation from any prompt (no template, no constraint)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("`prompt` must be a non-empty string")
+        return self.predictor.generate_text([prompt], num_beams=num_beams, max_new_tokens=max_new_tokens)[0]
+
+    # ------------------------------------------------------------------ helpers
+    def _title(self, raw: str) -> str:
+        return self.catalog.get(raw, {}).get("title", "")
+
+    def _check_user(self, user: str) -> None:
+        if user not in self.users:
+            raise KeyError(
+                f"unknown user {user!r}: not in the training data. For a new user, pass "
+                "`history=[item, ...]` to recommend() (cold start)"
+            )
+
+    def _check_items(self, items: Sequence[str], what: str) -> list[str]:
+        if isinstance(items, str):
+            raise TypeError(f"`{what}` must be a list of item IDs, not a single string")
+        unknown = [i for i in items if i not in self._position]
+        if unknown:
+            raise KeyError(
+                f"unknown item(s) in `{what}`: {unknown[:5]} (not in the catalog of {len(self._position)} items)"
+            )
+        return list(items)
+
+    def _user_and_history(self, user: str | None, history: Sequence[str] | None) -> tuple[str, list[str]]:
+        if history is not None:
+            hist = self._check_items(history, "history")
+            if not hist:
+                raise ValueError("`history` is empty: give at least one item (or a known `user`)")
+            return (self.users.id_of(user) if user in self.users else NEW_USER), hist
+        if user is None:
+            raise ValueError("give a `user` or a `history`")
+        self._check_user(user)
+        return self.users.id_of(user), list(self.histories.get(user, []))
+
+    def _template(
+        self, task: str, template: str | None, available: set[str], prefer: tuple[str, ...] = ()
+    ) -> PromptTemplate:
+        if template is not None:
+            tpl = self.templates[template]
+            if tpl.task != task:
+                raise ValueError(f"template {template!r} is for task {tpl.task!r}, not {task!r}")
+            missing = tpl.input_variables - available
+            if missing:
+                raise ValueError(f"template {template!r} needs {sorted(missing)}, which this call does not provide")
+            return tpl
+        usable = [t for t in self.templates.for_task(task) if t.input_variables <= available]
+        if not usable:
+            raise ValueError(f"no {task} template can be filled from {sorted(available)}; add one or pass `template=`")
+        # Seen templates first (the model was trained on them); then those using preferred variables.
+        usable.sort(key=lambda t: (t.split != "seen", -len(set(prefer) & t.input_variables)))
+        return usable[0]
+
+    def _sentence(self, user: str | None, history: list[str], items: list[RecommendedItem]) -> str:
+        if not items:
+            return "No item could be recommended."
+        names = [i.title or i.item_id for i in items[:3]]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+        who = f"user {user}" if user else "this shopper"
+        because = f", based on their recent purchase of {self._title(history[-1]) or history[-1]}" if history else ""
+        return f"We recommend {listed} to {who}{because}."
+
+    # --------------------------------------------------------------- save/load
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write the model directory atomically (a temp folder renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            is_peft = hasattr(self.model, "peft_config")
+            self.model.save_pretrained(tmp / "model")
+            if is_peft and self.run_config.get("model", {}).get("backbone") in _presets():
+                # LoRA over a scratch preset: the random base weights are part of the model.
+                self.model.get_base_model().save_pretrained(tmp / "base_model")
+            self.tokenizer.save_pretrained(tmp / "tokenizer")
+            self.items.save(tmp / "item_index.json")
+            self.users.save(tmp / "user_index.json")
+            with open(tmp / "catalog.jsonl", "w", encoding="utf-8") as f:
+                for raw in self._raw_items:
+                    f.write(json.dumps({"item_id": raw, **self.catalog.get(raw, {})}, ensure_ascii=False) + "\n")
+            (tmp / "histories.json").write_text(json.dumps(self.histories))
+            self.templates.save(tmp / "prompts.yaml")
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "p5rec_version": __version__,
+                "finetune": "lora" if is_peft else "full",
+                "run_config": self.run_config,
+            }
+            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str = "auto", batch_size: int = 32) -> Recommender:
+        """Load a directory written by `save_pretrained` (or a hub repo id holding one)."""
+        path = _resolve(path)
+        missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
+        if missing:
+            raise FileNotFoundError(f"{path} is not a complete p5rec model directory: missing {missing}")
+        try:
+            meta = json.loads((path / CONFIG_FILE).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path / CONFIG_FILE}: not valid JSON ({e})") from None
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: model format {meta['format_version']} is newer than this p5rec "
+                f"({FORMAT_VERSION}); upgrade p5rec"
+            )
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
+        model = _load_model(path, meta)
+        dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        model.to(dev).eval()
+        try:
+            items = ItemIndex.load(path / "item_index.json")
+            users = UserIndex.load(path / "user_index.json")
+            catalog = {}
+            with open(path / "catalog.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    row = json.loads(line)
+                    catalog[row.pop("item_id")] = row
+            histories = json.loads((path / "histories.json").read_text())
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ValueError(f"{path}: a catalog or index file is damaged ({e})") from None
+        templates = TemplateSet.load(path / "prompts.yaml", include_defaults=False)
+        return cls(
+            model, tokenizer, items, users, catalog, histories, templates, meta.get("run_config", {}), batch_size
+        )
+
+
+def _presets() -> set[str]:
+    from p5rec.modeling.backbone import PRESETS
+
+    return set(PRESETS)
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if p.exists():
+        return p
+    if isinstance(path, str) and path.count("/") == 1 and not path.startswith((".", "/")):
+        try:  # a hub repo id: download the whole directory (needs internet)
+            from huggingface_hub import snapshot_download
+
+            return Path(snapshot_download(path))
+        except Exception as e:  # noqa: BLE001 - any hub failure means "not found" to the user
+            raise FileNotFoundError(
+                f"model {path!r} is neither a local directory nor a downloadable hub repo ({e})"
+            ) from None
+    raise FileNotFoundError(f"model directory {p} does not exist")
+
+
+def _load_model(path: Path, meta: dict[str, Any]) -> PreTrainedModel:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    def auto_for(cfg_dir: Path | str):
+        cfg = AutoConfig.from_pretrained(cfg_dir)
+        return AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
+
+    try:
+        if meta.get("finetune") == "lora":
+            from peft import PeftConfig, PeftModel
+
+            base_dir = path / "base_model"
+            base_name = (
+                str(base_dir)
+                if base_dir.exists()
+                else PeftConfig.from_pretrained(path / "model").base_model_name_or_path
+            )
+            base = auto_for(base_name).from_pretrained(base_name)
+            return PeftModel.from_pretrained(base, path / "model")
+        return auto_for(path / "model").from_pretrained(path / "model")
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise ValueError(f"{path / 'model'}: the model weights could not be loaded ({type(e).__name__}: {e})") from None

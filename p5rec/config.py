@@ -1,0 +1,175 @@
+"""One typed config for a run, in three layers: defaults < YAML file < command-line overrides.
+
+Each stage owns its dataclass (`SyntheticConfig`, `IdConfig`, `ExampleConfig`, `ModelConfig`,
+`LoraSettings`, `TrainConfig`, `EvalConfig`); `RunConfig` only groups them. Unknown keys and wrong
+types are errors naming the file and the key, raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from p5rec.data.synthetic import SyntheticConfig
+from p5rec.evaluation.evaluate import EvalConfig
+from p5rec.ids import IdConfig
+from p5rec.modeling.backbone import ModelConfig
+from p5rec.modeling.lora import LoraSettings
+from p5rec.templates.render import ExampleConfig
+from p5rec.training.trainer import TrainConfig
+
+FINETUNE_MODES = ("full", "lora")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from.
+
+    Args:
+        source: "synthetic" (built-in, generated) or the path of a dataset prepared by
+            `p5rec data prepare`.
+        synthetic: generator settings, used when `source` is "synthetic".
+        split_seed: seed of the 8:1:1 review split.
+    """
+
+    source: str = "synthetic"
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    split_seed: int = 2022
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs; saved with the model.
+
+    Args:
+        data, ids, examples, model, lora, train, eval: per-stage settings.
+        finetune: "full" (every weight) or "lora" (adapter through peft).
+        prompts: extra prompt folders layered over the shipped defaults (later wins).
+        output_dir: where the trained model directory is written.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    ids: IdConfig = field(default_factory=IdConfig)
+    examples: ExampleConfig = field(default_factory=ExampleConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: str = "full"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    prompts: list[str] = field(default_factory=list)
+    output_dir: str = "runs/p5rec-model"
+
+    def __post_init__(self) -> None:
+        if self.finetune not in FINETUNE_MODES:
+            raise ValueError(f"`finetune` must be one of {FINETUNE_MODES}, got {self.finetune!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "config") -> RunConfig:
+        return from_dict(cls, values, where)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+        """Read a YAML file, then apply `key.sub=value` overrides (values parsed as YAML scalars)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        apply_overrides(values, overrides or [])
+        return from_dict(cls, values, str(path))
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set `a.b.c=value` entries in a nested dict (the CLI's `--set` flags)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like key.subkey=value")
+        key, raw = item.split("=", 1)
+        node = values
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+    return values
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass `cls` from a dict; unknown keys and wrong types name the key and `where`."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{where}: expected a mapping for {cls.__name__}, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; valid keys: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}: `{name}`")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, where)
+            except (TypeError, ValueError) as e:
+                errors.append(str(e))
+        raise TypeError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        inner = args[0] if args else Any
+        return [_coerce(inner, v, where) for v in value]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"{where} must be a mapping, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _coerce(vt, v, where) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp in (int, str) and not (isinstance(value, tp) and not isinstance(value, bool)):
+        raise TypeError(f"{where} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj

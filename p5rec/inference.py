@@ -1,0 +1,112 @@
+"""A model, its tokenizer and its catalog trie, answering batches of prompts.
+
+This is the one place prompts become tensors and tensors become answers; evaluation and the
+public API both call it, so they decode exactly the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from p5rec.decoding import ItemTrie, expected_rating, recommend_items
+from p5rec.modeling.backbone import is_encoder_decoder
+from p5rec.templates.tasks import RATING_VALUES
+from p5rec.training.collate import encode_prompts
+
+
+class Predictor:
+    """Batched, thread-safe inference over one model.
+
+    Args:
+        model: a trained seq2seq or causal LM (peft-wrapped or plain), in eval mode.
+        tokenizer: its tokenizer.
+        id_strings: the ID string of every catalog item, in catalog order; ranked results are
+            indices into this list.
+        max_input_length / max_target_length: token limits used in training.
+        batch_size: prompts per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        id_strings: Sequence[str],
+        max_input_length: int = 256,
+        max_target_length: int = 64,
+        batch_size: int = 32,
+    ) -> None:
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.id_strings = list(id_strings)
+        self.max_input_length, self.max_target_length, self.batch_size = max_input_length, max_target_length, batch_size
+        seqs = tokenizer(self.id_strings, add_special_tokens=False)["input_ids"]
+        self.trie = ItemTrie(seqs, tokenizer.eos_token_id)
+        self.encoder_decoder = is_encoder_decoder(model)
+        # One lock: generation mutates caches and the model is shared between server threads.
+        self._lock = threading.Lock()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _batches(self, prompts: Sequence[str]):
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            yield start, encode_prompts(self.tokenizer, chunk, self.max_input_length, self.encoder_decoder, self.device)
+
+    @torch.inference_mode()
+    def rank(
+        self,
+        prompts: Sequence[str],
+        k: int = 10,
+        num_beams: int = 20,
+        exclude: Sequence[Sequence[int]] | None = None,
+        candidates: Sequence[Sequence[int]] | None = None,
+    ) -> list[list[tuple[int, float]]]:
+        """Top-`k` distinct catalog items per prompt as (item index, log-probability), best first."""
+        out: list[list[tuple[int, float]]] = []
+        with self._lock:
+            for start, batch in self._batches(prompts):
+                n = batch["input_ids"].shape[0]
+                out += recommend_items(
+                    self.model,
+                    batch,
+                    self.trie,
+                    k=k,
+                    num_beams=max(num_beams, k),
+                    exclude=None if exclude is None else list(exclude[start : start + n]),
+                    candidates=None if candidates is None else list(candidates[start : start + n]),
+                )
+        return out
+
+    @torch.inference_mode()
+    def generate_text(self, prompts: Sequence[str], num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
+        """Free text (explanations, summaries, yes/no): greedy or beam search, unconstrained."""
+        out: list[str] = []
+        max_new = max_new_tokens or self.max_target_length
+        with self._lock:
+            for _, batch in self._batches(prompts):
+                gen = self.model.generate(
+                    **batch,
+                    max_new_tokens=max_new,
+                    num_beams=num_beams,
+                    do_sample=False,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                )
+                if not self.encoder_decoder:
+                    gen = gen[:, batch["input_ids"].shape[1] :]
+                out += [t.strip() for t in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
+        return out
+
+    @torch.inference_mode()
+    def rate(self, prompts: Sequence[str]) -> list[float]:
+        """Expected star rating under the model's distribution over "1.0" ... "5.0"."""
+        out: list[float] = []
+        with self._lock:
+            for _, batch in self._batches(prompts):
+                out += expected_rating(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
+        return out

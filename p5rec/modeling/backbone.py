@@ -1,0 +1,176 @@
+"""The language model and its tokenizer: hub/local checkpoints or offline scratch presets.
+
+Scratch presets are small T5 (or GPT-2-style) models built from a config, with a SentencePiece
+tokenizer trained on the dataset's own text and IDs: this is how p5rec runs without any download
+(tests, the demo, air-gapped machines). Pretrained checkpoints (``t5-small``, ``google/flan-t5-base``,
+``gpt2``, a local path) load through the usual ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    T5Config,
+    T5ForConditionalGeneration,
+    T5Tokenizer,
+)
+
+# name -> (d_model, layers per stack, heads, d_ff). "small" has the shape of t5-small.
+PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (64, 2, 2, 256),
+    "mini": (256, 4, 4, 1024),
+    "small": (512, 6, 8, 2048),
+}
+ARCHITECTURES = ("t5", "gpt2")
+
+
+@dataclass
+class ModelConfig:
+    """Which backbone to use.
+
+    Args:
+        backbone: a preset name ("tiny", "mini", "small": built from scratch, offline) or a Hugging
+            Face model id / local path ("t5-small", "google/flan-t5-base", "gpt2", ...).
+        architecture: for presets, "t5" (encoder-decoder) or "gpt2" (decoder-only).
+        vocab_size: SentencePiece vocabulary size for presets (the data's text and IDs).
+        max_input_length / max_target_length: token limits (inputs are truncated on the left side
+            of the history by the renderer, here only as a safety net).
+        dropout: dropout rate of scratch models.
+    """
+
+    backbone: str = "tiny"
+    architecture: str = "t5"
+    vocab_size: int = 2000
+    max_input_length: int = 256
+    max_target_length: int = 64
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"`architecture` must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.vocab_size < 64:
+            raise ValueError(f"`vocab_size` ({self.vocab_size}) must be >= 64")
+        if self.max_input_length < 8 or self.max_target_length < 2:
+            raise ValueError("`max_input_length` must be >= 8 and `max_target_length` >= 2")
+
+    @property
+    def is_preset(self) -> bool:
+        return self.backbone in PRESETS
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols: Iterable[str] = ()) -> T5Tokenizer:
+    """Train a SentencePiece unigram model on `corpus` and wrap it as a Hugging Face tokenizer.
+
+    Digits are split (`split_digits`), so numeric IDs tokenize digit by digit and every ID shares
+    the same small set of tokens: the model can generalize over IDs and the decoding trie stays
+    narrow. `user_symbols` (e.g. added ID tokens) become single, unsplittable pieces.
+    Special ids follow T5: pad=0, eos=1, unk=2.
+    """
+    import sentencepiece as spm
+
+    sentences = [s for s in corpus if s and s.strip()]
+    if not sentences:
+        raise ValueError("cannot train a tokenizer on an empty corpus")
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=buf,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,  # a small corpus may support fewer pieces; take what it supports
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        split_digits=True,
+        character_coverage=1.0,
+        user_defined_symbols=list(user_symbols),
+        input_sentence_size=2_000_000,
+        shuffle_input_sentence=True,
+        seed_sentencepiece_size=200_000,
+        num_threads=2,
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
+    """A randomly initialized model of the preset's shape, sized to `tokenizer`."""
+    if not config.is_preset:
+        raise ValueError(f"`backbone` {config.backbone!r} is not a preset; choose one of {sorted(PRESETS)} or load it")
+    d_model, layers, heads, d_ff = PRESETS[config.backbone]
+    torch.manual_seed(seed)
+    vocab = len(tokenizer)
+    if config.architecture == "t5":
+        cfg = T5Config(
+            vocab_size=vocab,
+            d_model=d_model,
+            d_kv=d_model // heads,
+            d_ff=d_ff,
+            num_layers=layers,
+            num_decoder_layers=layers,
+            num_heads=heads,
+            dropout_rate=config.dropout,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            feed_forward_proj="relu",
+            tie_word_embeddings=True,
+        )
+        return T5ForConditionalGeneration(cfg)
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_embd=d_model,
+        n_layer=2 * layers,
+        n_head=heads,
+        n_inner=d_ff,
+        n_positions=config.max_input_length + config.max_target_length + 8,
+        resid_pdrop=config.dropout,
+        embd_pdrop=config.dropout,
+        attn_pdrop=config.dropout,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(cfg)
+
+
+def load_pretrained(name_or_path: str, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a hub or local checkpoint: seq2seq if its config is encoder-decoder, else causal LM.
+
+    Decoder-only tokenizers get a pad token (their eos) and left padding, which generation needs.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        hf_config = AutoConfig.from_pretrained(name_or_path, **kwargs)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"could not load backbone {name_or_path!r}: {e}. Use a preset ({sorted(PRESETS)}) offline."
+        ) from None
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **kwargs)
+    if hf_config.is_encoder_decoder:
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+            model.config.pad_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def is_encoder_decoder(model: PreTrainedModel) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))

@@ -1,0 +1,270 @@
+"""Tables -> prompt examples: one seeded renderer for every task.
+
+For each task, `_contexts` turns the split data into variable dicts (user, item, history,
+candidates, review...), and one generic step renders them with that task's templates. Randomness
+(template choice, negatives, candidate order) comes from the `numpy.random.Generator` passed in,
+so the same seed gives the same examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from p5rec.data.split import Splits, sample_negatives
+from p5rec.data.tables import RecData
+from p5rec.templates.load import PromptTemplate, TemplateSet
+from p5rec.templates.tasks import FAMILIES, TASKS, format_rating
+
+
+@dataclass
+class Example:
+    """One rendered prompt with what evaluation needs to score the answer.
+
+    `user`/`item` are raw IDs; `meta` holds task extras (raw candidate list, rating value, history).
+    """
+
+    input: str
+    target: str
+    task: str
+    template_id: str
+    template_split: str
+    user: str = ""
+    item: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExampleConfig:
+    """How examples are drawn from the data.
+
+    Args:
+        max_history: keep only the most recent items of a history (P5 uses 20).
+        task_weights: per task or family multiplier of examples (P5's sampling multipliers); a
+            fractional part is drawn at random; 0 drops the task. Unlisted tasks get 1.0.
+        train_candidates: candidate list size for direct_choice in training.
+        eval_candidates: 1 positive + (eval_candidates - 1) negatives in evaluation (P5: 100).
+        sequential_positions: "all" uses every prefix of a training sequence as an example (data
+            augmentation, as SASRec trains); "last" uses only the final training item.
+    """
+
+    max_history: int = 20
+    task_weights: dict[str, float] = field(default_factory=dict)
+    train_candidates: int = 20
+    eval_candidates: int = 100
+    sequential_positions: str = "all"
+
+    def __post_init__(self) -> None:
+        for name, w in self.task_weights.items():
+            if name not in TASKS and name not in FAMILIES:
+                raise ValueError(
+                    f"`task_weights` has unknown task or family {name!r}; known: {sorted(TASKS) + sorted(FAMILIES)}"
+                )
+            if w < 0:
+                raise ValueError(f"`task_weights[{name!r}]` must be >= 0, got {w}")
+        if self.max_history < 1:
+            raise ValueError(f"`max_history` must be >= 1, got {self.max_history}")
+        if self.sequential_positions not in ("all", "last"):
+            raise ValueError(f"`sequential_positions` must be 'all' or 'last', got {self.sequential_positions!r}")
+        if self.train_candidates < 2 or self.eval_candidates < 2:
+            raise ValueError("`train_candidates` and `eval_candidates` must be >= 2")
+
+    def weight(self, task: str) -> float:
+        if task in self.task_weights:
+            return self.task_weights[task]
+        return self.task_weights.get(TASKS[task].family, 1.0)
+
+
+class ExampleBuilder:
+    """Renders examples of every task for one dataset, split and ID mapping.
+
+    Args:
+        data: canonical tables.
+        splits: leave-one-out sequences and the review split.
+        item_ids: raw item id -> ID string used in prompts (from `p5rec.ids`).
+        user_ids: raw user id -> ID string.
+        templates: the prompt collection.
+        config: sampling options.
+    """
+
+    def __init__(
+        self,
+        data: RecData,
+        splits: Splits,
+        item_ids: Mapping[str, str],
+        user_ids: Mapping[str, str],
+        templates: TemplateSet,
+        config: ExampleConfig | None = None,
+    ) -> None:
+        self.data, self.splits, self.item_ids, self.user_ids = data, splits, item_ids, user_ids
+        self.templates = templates
+        self.config = config or ExampleConfig()
+        self.titles = data.titles()
+        self.catalog = data.item_ids
+        inter = data.interactions
+        # Column lists once: row access on an Arrow table is slow in loops.
+        self._cols = {
+            c: inter[c] for c in ("user_id", "item_id", "rating", "review", "summary", "feature", "explanation")
+        }
+
+    # ------------------------------------------------------------------ public
+    def train_examples(self, rng: np.random.Generator) -> list[Example]:
+        """One epoch of training examples: each context rendered with one random *seen* template."""
+        out: list[Example] = []
+        for task in TASKS:
+            weight = self.config.weight(task)
+            templates = self.templates.for_task(task, split="seen")
+            if weight == 0 or not templates:
+                continue
+            contexts = list(self._contexts(task, "train", rng))
+            for ctx in _resample(contexts, weight, rng):
+                tpl = templates[int(rng.integers(len(templates)))]
+                out.append(self._render(tpl, ctx))
+        order = rng.permutation(len(out))
+        return [out[i] for i in order]
+
+    def eval_examples(
+        self,
+        task: str,
+        split: str,
+        rng: np.random.Generator,
+        template_ids: list[str] | None = None,
+        max_contexts: int | None = None,
+    ) -> list[Example]:
+        """Every context of `task` in `split` rendered with every chosen template (seen and unseen)."""
+        templates = self.templates.for_task(task) if template_ids is None else [self.templates[i] for i in template_ids]
+        contexts = list(self._contexts(task, split, rng))
+        if max_contexts is not None and len(contexts) > max_contexts:
+            keep = np.sort(rng.choice(len(contexts), max_contexts, replace=False))
+            contexts = [contexts[i] for i in keep]
+        return [self._render(t, ctx) for t in templates for ctx in contexts]
+
+    # ----------------------------------------------------------------- internals
+    def _render(self, tpl: PromptTemplate, ctx: dict[str, Any]) -> Example:
+        src, tgt = tpl.render(ctx["vars"])
+        return Example(src, tgt, tpl.task, tpl.id, tpl.split, ctx["user"], ctx["item"], ctx["meta"])
+
+    def _vars(self, task: str, user: str, item: str, history: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+        return prompt_variables(
+            self.user_ids[user] if user else "",
+            (self.item_ids[item], self.titles.get(item, "")) if item else None,
+            None if history is None else [(self.item_ids[i], self.titles.get(i, "")) for i in history],
+            self.config.max_history,
+            **extra,
+        )
+
+    def _contexts(self, task: str, split: str, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        if task in ("sequential", "direct_yesno", "direct_choice"):
+            yield from self._sequence_contexts(task, split, rng)
+        else:
+            yield from self._review_contexts(task, split)
+
+    def _sequence_contexts(self, task: str, split: str, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+        cfg = self.config
+        for user, seq in self.splits.sequences.items():
+            if split == "train":
+                train = seq[:-2]
+                if len(train) < 2:
+                    continue
+                if task == "sequential" and cfg.sequential_positions == "all":
+                    positions = range(1, len(train))
+                else:
+                    positions = [len(train) - 1] if task == "sequential" else [int(rng.integers(1, len(train)))]
+                pairs = [(train[:t], train[t]) for t in positions]
+            else:
+                pairs = [(self.splits.history(user, split), self.splits.target(user, split))]
+            for history, target in pairs:
+                meta: dict[str, Any] = {"history": history}
+                if task == "sequential":
+                    yield {"user": user, "item": target, "meta": meta, "vars": self._vars(task, user, target, history)}
+                elif task == "direct_choice":
+                    n = cfg.train_candidates if split == "train" else cfg.eval_candidates
+                    negs = sample_negatives(seq, self.catalog, min(n - 1, len(self.catalog) - len(set(seq))), rng)
+                    cands = [target, *negs]
+                    cands = [cands[i] for i in rng.permutation(len(cands))]
+                    meta["candidates"] = cands
+                    yield {
+                        "user": user,
+                        "item": target,
+                        "meta": meta,
+                        "vars": self._vars(task, user, target, history, candidates=[self.item_ids[c] for c in cands]),
+                    }
+                else:  # direct_yesno: one positive and one negative per context
+                    neg = sample_negatives(seq, self.catalog, 1, rng)[0]
+                    for item, answer in ((target, "yes"), (neg, "no")):
+                        yield {
+                            "user": user,
+                            "item": item,
+                            "meta": {**meta, "label": answer == "yes"},
+                            "vars": self._vars(task, user, item, history, answer=answer),
+                        }
+
+    def _review_contexts(self, task: str, split: str) -> Iterator[dict[str, Any]]:
+        c = self._cols
+        for r in self.splits.review_rows(split):
+            user, item, rating = c["user_id"][r], c["item_id"][r], float(c["rating"][r])
+            if task == "rating":
+                if rating <= 0:
+                    continue
+                extra = {"rating": format_rating(rating)}
+            elif task == "explanation":
+                if not c["explanation"][r]:
+                    continue
+                extra = {
+                    "explanation": c["explanation"][r],
+                    "feature": c["feature"][r],
+                    "rating": format_rating(rating),
+                }
+            elif task == "review_summary":
+                if not c["summary"][r] or not c["review"][r]:
+                    continue
+                extra = {"summary": c["summary"][r], "review_text": c["review"][r]}
+            else:  # review_rating
+                if not c["review"][r] or rating <= 0:
+                    continue
+                extra = {"review_text": c["review"][r], "rating": format_rating(rating)}
+            yield {
+                "user": user,
+                "item": item,
+                "meta": {"rating": rating, "row": int(r)},
+                "vars": self._vars(task, user, item, **extra),
+            }
+
+
+def prompt_variables(
+    user_id: str,
+    item: tuple[str, str] | None,
+    history: list[tuple[str, str]] | None,
+    max_history: int,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The variables a template sees, from ID strings and titles (shared by training and the API).
+
+    Args:
+        user_id: the user's ID string ("" when there is none).
+        item: (ID string, title) of the item in question, if any.
+        history: (ID string, title) per past item, oldest first; only the last `max_history` are kept.
+        extra: task-specific variables (rating, candidates, review_text, ...).
+    """
+    v: dict[str, Any] = {"user_id": user_id}
+    if item is not None:
+        v["item_id"], v["item_title"] = item
+    if history is not None:
+        h = history[-max_history:]
+        v["history"] = [i for i, _ in h]
+        v["history_titles"] = [t for _, t in h]
+    v.update(extra)
+    return v
+
+
+def _resample(contexts: list, weight: float, rng: np.random.Generator) -> list:
+    """Repeat contexts `floor(weight)` times plus a random `frac(weight)` share of them."""
+    whole, frac = int(weight), weight - int(weight)
+    out = contexts * whole
+    if frac > 0 and contexts:
+        k = int(round(frac * len(contexts)))
+        out += [contexts[i] for i in rng.choice(len(contexts), k, replace=False)]
+    return out

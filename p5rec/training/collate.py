@@ -1,0 +1,133 @@
+"""Examples -> token tensors, for encoder-decoder and decoder-only models.
+
+Tokenization happens once per epoch for the whole example list (the fast tokenizer is batched);
+batches are padded only to their own longest row (dynamic padding), and rows of similar length are
+grouped into the same batch so little compute goes to padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass
+class Encoded:
+    """Token ids per example: `input_ids` (prompt) and `labels` (target incl. eos)."""
+
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    inputs: Sequence[str],
+    targets: Sequence[str],
+    max_input_length: int,
+    max_target_length: int,
+) -> Encoded:
+    """Tokenize prompts and targets separately; targets always end with eos.
+
+    Prompts are encoded without special tokens plus a final eos for encoders; for decoder-only
+    models the collator joins prompt and target itself. Targets are tokenized alone, exactly as the
+    decoding trie tokenizes item IDs, so training and constrained decoding see the same tokens.
+    """
+    eos = tokenizer.eos_token_id
+    src = tokenizer(list(inputs), add_special_tokens=False)["input_ids"]
+    tgt = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
+    src = [s[-(max_input_length - 1) :] if len(s) >= max_input_length else s for s in src]
+    # Keep the *end* of a long prompt: the instruction is often after a long history.
+    tgt = [t[: max_target_length - 1] + [eos] for t in tgt]
+    return Encoded(src, tgt)
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    max_input_length: int,
+    encoder_decoder: bool,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Tokenize prompts for generation the way training saw them (eos-terminated for encoders).
+
+    Decoder-only prompts are left-padded so every row's generation starts at the same position.
+    """
+    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    tail = [i[-(max_input_length - 1) :] for i in ids]  # the same truncation as `encode`
+    rows = [t + [eos] for t in tail] if encoder_decoder else tail
+    return pad_rows(rows, tokenizer.pad_token_id, left=not encoder_decoder, device=device)
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, left: bool = False, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        if not r:
+            continue
+        if left:
+            ids[k, width - len(r) :] = torch.tensor(r)
+            mask[k, width - len(r) :] = 1
+        else:
+            ids[k, : len(r)] = torch.tensor(r)
+            mask[k, : len(r)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+class Seq2SeqCollator:
+    """Pads prompts and targets of a batch; padded target positions get label -100 (ignored)."""
+
+    def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int) -> None:
+        self.encoded, self.pad, self.eos = encoded, pad_token_id, eos_token_id
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        src = [self.encoded.input_ids[i] + [self.eos] for i in indices]
+        batch = pad_rows(src, self.pad)
+        labels = pad_rows([self.encoded.labels[i] for i in indices], self.pad)
+        batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
+        return batch
+
+
+class CausalCollator:
+    """Joins prompt + target for a decoder-only model; the loss covers the target only."""
+
+    def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int) -> None:
+        self.encoded, self.pad = encoded, pad_token_id
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        rows = [self.encoded.input_ids[i] + self.encoded.labels[i] for i in indices]
+        batch = pad_rows(rows, self.pad)
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        for k, i in enumerate(indices):
+            labels[k, : len(self.encoded.input_ids[i])] = -100
+        batch["labels"] = labels
+        return batch
+
+
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, rng: np.random.Generator, mega_factor: int = 50
+) -> list[list[int]]:
+    """Shuffle, then sort by length inside windows of `mega_factor` batches, then shuffle the batches.
+
+    Same idea as transformers' LengthGroupedSampler: rows in a batch have similar lengths (little
+    padding) while the batch order stays random.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    order = rng.permutation(len(lengths))
+    window = batch_size * mega_factor
+    batches: list[list[int]] = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window].tolist(), key=lambda i: -lengths[i])
+        batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
