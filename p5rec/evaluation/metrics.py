@@ -1,0 +1,411 @@
+"""Evaluation metrics as pure functions over plain lists and numpy arrays.
+
+Three families, each matching how P5 (Geng et al., 2022) reports its tasks:
+
+* ranking (sequential / direct recommendation, leave-one-out, one held-out item per user):
+  HR@k, NDCG@k, MRR;
+* rating prediction: RMSE, MAE, with invalid model outputs counted, never dropped silently;
+* text (explanation generation, review summarization): corpus BLEU-n and ROUGE-1/2/L F1,
+  both on a 0-100 scale.
+
+Every function validates its inputs and names the offending argument, so a harness bug (say,
+one list shorter than the other) fails loudly instead of averaging over the wrong users.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "bleu",
+    "hit_rate_at_k",
+    "mae",
+    "mrr",
+    "ndcg_at_k",
+    "ranking_metrics",
+    "rating_metrics",
+    "rmse",
+    "rouge",
+    "tokenize",
+]
+
+# ----------------------------------------------------------------------------------------- ranking
+
+
+def _check_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`{name}` ({k!r}) must be a positive integer")
+    return int(k)
+
+
+def _target_ranks(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable]) -> np.ndarray:
+    """1-based rank of each user's target in their ranked list, 0 where it is absent.
+
+    A duplicated item counts at its first position, so duplicates can only push the target down.
+    """
+    if len(ranked) != len(targets):
+        raise ValueError(
+            f"`ranked` has {len(ranked)} lists but `targets` has {len(targets)} items: "
+            "pass one ranked list and one held-out item per user"
+        )
+    if len(targets) == 0:
+        raise ValueError("`ranked` and `targets` are empty: there is no user to evaluate")
+    ranks = np.zeros(len(targets), dtype=np.int64)
+    for u, (items, target) in enumerate(zip(ranked, targets, strict=True)):
+        if isinstance(items, (str, bytes)):
+            raise TypeError(f"`ranked`[{u}] is a string ({items!r}); each entry must be a list of item IDs")
+        for position, item in enumerate(items, start=1):
+            if item == target:
+                ranks[u] = position
+                break
+    return ranks
+
+
+def hit_rate_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
+    """Fraction of users whose held-out item is among their top `k` recommendations.
+
+    .. math:: \\mathrm{HR@k} = \\frac{1}{|U|} \\sum_{u \\in U} \\mathbb{1}[\\mathrm{rank}_u \\le k]
+
+    Args:
+        ranked: one ranked list of item IDs per user, best first (may be shorter than `k`).
+        targets: the single held-out item of each user, aligned with `ranked`.
+        k: cut-off, a positive integer.
+    """
+    k = _check_k(k)
+    ranks = _target_ranks(ranked, targets)
+    return float(np.mean((ranks > 0) & (ranks <= k)))
+
+
+def ndcg_at_k(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int) -> float:
+    """Normalized discounted cumulative gain at `k` with one relevant item per user.
+
+    With a single relevant item the ideal DCG is 1, so for a user whose target sits at 1-based
+    rank ``r``:
+
+    .. math:: \\mathrm{NDCG@k} = \\frac{1}{|U|} \\sum_{u} \\frac{\\mathbb{1}[r_u \\le k]}{\\log_2(r_u + 1)}
+
+    Args:
+        ranked: one ranked list of item IDs per user, best first.
+        targets: the single held-out item of each user.
+        k: cut-off, a positive integer.
+    """
+    k = _check_k(k)
+    ranks = _target_ranks(ranked, targets)
+    hit = (ranks > 0) & (ranks <= k)
+    gains = np.zeros(len(ranks))
+    gains[hit] = 1.0 / np.log2(ranks[hit] + 1.0)
+    return float(gains.mean())
+
+
+def mrr(ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], k: int | None = None) -> float:
+    """Mean reciprocal rank of the held-out item (0 for a user whose target is missing).
+
+    .. math:: \\mathrm{MRR@k} = \\frac{1}{|U|} \\sum_{u} \\frac{\\mathbb{1}[r_u \\le k]}{r_u}
+
+    Args:
+        ranked: one ranked list of item IDs per user, best first.
+        targets: the single held-out item of each user.
+        k: optional cut-off; ``None`` (default) uses each whole ranked list.
+    """
+    limit = None if k is None else _check_k(k)
+    ranks = _target_ranks(ranked, targets)
+    hit = ranks > 0 if limit is None else (ranks > 0) & (ranks <= limit)
+    rr = np.zeros(len(ranks))
+    rr[hit] = 1.0 / ranks[hit]
+    return float(rr.mean())
+
+
+def ranking_metrics(
+    ranked: Sequence[Sequence[Hashable]], targets: Sequence[Hashable], ks: Sequence[int] = (1, 5, 10, 20)
+) -> dict[str, float]:
+    """HR@k and NDCG@k for every k in `ks`, and MRR over the whole lists, in one pass.
+
+    Keys are lowercase: ``"hr@10"``, ``"ndcg@10"``, ``"mrr"``. With one relevant item,
+    ``ndcg@1 == hr@1``; it is still reported so tables have a column per k.
+
+    Args:
+        ranked: one ranked list of item IDs per user, best first.
+        targets: the single held-out item of each user.
+        ks: cut-offs, positive integers (default ``(1, 5, 10, 20)``).
+
+    >>> ranking_metrics([["a", "b"], ["c", "d"]], ["b", "x"], ks=(1, 2))
+    {'hr@1': 0.0, 'hr@2': 0.5, 'ndcg@1': 0.0, 'ndcg@2': 0.31546487678572877, 'mrr': 0.25}
+    """
+    if isinstance(ks, (int, np.integer)) or len(ks) == 0:
+        raise ValueError(f"`ks` ({ks!r}) must be a non-empty sequence of positive integers, e.g. (5, 10)")
+    cutoffs = [_check_k(k, "ks") for k in ks]
+    ranks = _target_ranks(ranked, targets)
+    found = ranks > 0
+    discount = np.zeros(len(ranks))
+    discount[found] = 1.0 / np.log2(ranks[found] + 1.0)
+    reciprocal = np.zeros(len(ranks))
+    reciprocal[found] = 1.0 / ranks[found]
+    out: dict[str, float] = {}
+    for k in cutoffs:
+        out[f"hr@{k}"] = float(np.mean(found & (ranks <= k)))
+    for k in cutoffs:
+        out[f"ndcg@{k}"] = float(np.where(found & (ranks <= k), discount, 0.0).mean())
+    out["mrr"] = float(reciprocal.mean())
+    return out
+
+
+# ------------------------------------------------------------------------------------------ rating
+
+
+def _as_float_array(values: Sequence[float], name: str, allow_invalid: bool) -> np.ndarray:
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None and allow_invalid:
+            out[i] = np.nan
+            continue
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                f"`{name}`[{i}] is {v!r} ({type(v).__name__}); expected a number"
+                + (" or None" if allow_invalid else "")
+                + " (parse model outputs to floats before scoring)"
+            )
+        out[i] = float(v)
+    return out
+
+
+def _check_pair(predictions: Sequence[float], truths: Sequence[float]) -> None:
+    if len(predictions) != len(truths):
+        raise ValueError(
+            f"`predictions` has {len(predictions)} values but `truths` has {len(truths)}: "
+            "they must be aligned"
+        )
+    if len(truths) == 0:
+        raise ValueError("`predictions` and `truths` are empty: there is nothing to score")
+
+
+def _finite(values: Sequence[float], name: str) -> np.ndarray:
+    arr = _as_float_array(values, name, allow_invalid=False)
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(
+            f"`{name}`[{bad[0]}] is {arr[bad[0]]}; {name} must be finite "
+            "(use rating_metrics() to count invalid model outputs)"
+        )
+    return arr
+
+
+def rmse(predictions: Sequence[float], truths: Sequence[float]) -> float:
+    """Root mean squared error.
+
+    .. math:: \\mathrm{RMSE} = \\sqrt{\\frac{1}{N} \\sum_{i} (\\hat r_i - r_i)^2}
+
+    Args:
+        predictions: predicted ratings, finite numbers.
+        truths: true ratings, aligned with `predictions`.
+    """
+    _check_pair(predictions, truths)
+    p, t = _finite(predictions, "predictions"), _finite(truths, "truths")
+    return float(np.sqrt(np.mean((p - t) ** 2)))
+
+
+def mae(predictions: Sequence[float], truths: Sequence[float]) -> float:
+    """Mean absolute error.
+
+    .. math:: \\mathrm{MAE} = \\frac{1}{N} \\sum_{i} |\\hat r_i - r_i|
+
+    Args:
+        predictions: predicted ratings, finite numbers.
+        truths: true ratings, aligned with `predictions`.
+    """
+    _check_pair(predictions, truths)
+    p, t = _finite(predictions, "predictions"), _finite(truths, "truths")
+    return float(np.mean(np.abs(p - t)))
+
+
+def rating_metrics(
+    predictions: Sequence[float | None], truths: Sequence[float], fallback: float | None = None
+) -> dict[str, float]:
+    """RMSE and MAE for model outputs that may be invalid, with the invalid ones counted.
+
+    Policy: a prediction that is ``None`` (the output did not parse as a number), NaN or
+    infinite is *invalid*. ``rmse``/``mae`` are computed over the valid predictions only (NaN
+    when none is valid), and ``invalid``/``invalid_rate`` say how many were left out, so a model
+    cannot look better by refusing to answer. If `fallback` is given (e.g. the train mean rating),
+    ``rmse_fallback``/``mae_fallback`` also score every example, invalid ones replaced by it:
+    that is the number to compare with a baseline that always answers.
+
+    Args:
+        predictions: parsed model outputs; numbers, or ``None`` for an unparseable output.
+        truths: true ratings, finite numbers aligned with `predictions`.
+        fallback: optional finite value substituted for invalid predictions.
+
+    Returns:
+        ``{"rmse", "mae", "count", "valid", "invalid", "invalid_rate"}`` plus
+        ``{"rmse_fallback", "mae_fallback"}`` when `fallback` is given.
+    """
+    _check_pair(predictions, truths)
+    p = _as_float_array(predictions, "predictions", allow_invalid=True)
+    t = _finite(truths, "truths")
+    if fallback is not None and (isinstance(fallback, bool) or not math.isfinite(fallback)):
+        raise ValueError(f"`fallback` ({fallback!r}) must be a finite number, e.g. the train mean rating")
+    valid = np.isfinite(p)
+    n_valid = int(valid.sum())
+    err = p[valid] - t[valid]
+    out = {
+        "rmse": float(np.sqrt(np.mean(err**2))) if n_valid else math.nan,
+        "mae": float(np.mean(np.abs(err))) if n_valid else math.nan,
+        "count": len(t),
+        "valid": n_valid,
+        "invalid": len(t) - n_valid,
+        "invalid_rate": float(1.0 - n_valid / len(t)),
+    }
+    if fallback is not None:
+        filled = np.where(valid, p, float(fallback))
+        out["rmse_fallback"] = float(np.sqrt(np.mean((filled - t) ** 2)))
+        out["mae_fallback"] = float(np.mean(np.abs(filled - t)))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- text
+
+_TOKEN = re.compile(r"\w+(?:'\w+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase and split into word tokens; punctuation and whitespace separate tokens and are dropped.
+
+    Apostrophes inside a word are kept (``"don't"`` is one token), so ``"Great, isn't it!"``
+    becomes ``["great", "isn't", "it"]``. BLEU and ROUGE here both use this tokenizer.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a str, got {type(text).__name__}")
+    return _TOKEN.findall(text.lower())
+
+
+def _tokens(texts: Sequence[str | Sequence[str]], name: str) -> list[list[str]]:
+    if isinstance(texts, str):
+        raise TypeError(f"`{name}` is a single string; pass a list with one text per example")
+    out = []
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            out.append(tokenize(t))
+        elif isinstance(t, Sequence) and all(isinstance(w, str) for w in t):
+            out.append(list(t))  # already tokenized: used as given
+        else:
+            raise TypeError(f"`{name}`[{i}] is {type(t).__name__}; expected a str or a list of str tokens")
+    return out
+
+
+def _text_pairs(
+    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]
+) -> tuple[list[list[str]], list[list[str]]]:
+    refs, hyps = _tokens(references, "references"), _tokens(hypotheses, "hypotheses")
+    if len(refs) != len(hyps):
+        raise ValueError(
+            f"`references` has {len(refs)} texts but `hypotheses` has {len(hyps)}: "
+            "pass one reference per hypothesis"
+        )
+    if not refs:
+        raise ValueError("`references` and `hypotheses` are empty: there is nothing to score")
+    return refs, hyps
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def bleu(
+    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int = 4
+) -> float:
+    """Corpus BLEU-`max_n` (Papineni et al., 2002) with brevity penalty, on a 0-100 scale.
+
+    Clipped n-gram matches and candidate n-gram counts are summed over the whole corpus before
+    dividing (corpus level, not an average of sentence scores), uniform weights, no smoothing,
+    one reference per hypothesis; this is the computation P5 and PETER report (BLEU-4 for
+    explanations, BLEU-2 for review summaries), times 100:
+
+    .. math::
+        p_n = \\frac{\\sum_s \\sum_{g \\in n\\text{-grams}(h_s)} \\min(c_{h_s}(g), c_{r_s}(g))}
+                   {\\sum_s |n\\text{-grams}(h_s)|}, \\quad
+        \\mathrm{BP} = \\begin{cases} 1 & c > r \\\\ e^{1 - r/c} & c \\le r \\end{cases}
+
+    .. math::
+        \\mathrm{BLEU} = 100 \\, \\mathrm{BP} \\, \\exp\\Big(\\tfrac{1}{N} \\sum_{n=1}^{N} \\log p_n\\Big)
+
+    where ``c`` and ``r`` are the total hypothesis and reference lengths. If any ``p_n`` is 0
+    (or the hypotheses are all empty) the score is 0.
+
+    Args:
+        references: one reference per example, a string (tokenized by :func:`tokenize`) or a
+            list of tokens.
+        hypotheses: the generated texts, same forms, aligned with `references`.
+        max_n: highest n-gram order N (default 4).
+    """
+    max_n = _check_k(max_n, "max_n")
+    refs, hyps = _text_pairs(references, hypotheses)
+    matches = np.zeros(max_n)
+    possible = np.zeros(max_n)
+    for ref, hyp in zip(refs, hyps, strict=True):
+        for n in range(1, max_n + 1):
+            h, r = _ngrams(hyp, n), _ngrams(ref, n)
+            matches[n - 1] += sum(min(c, r[g]) for g, c in h.items())
+            possible[n - 1] += max(0, len(hyp) - n + 1)
+    if np.any(possible == 0) or np.any(matches == 0):
+        return 0.0
+    log_precision = float(np.mean(np.log(matches / possible)))
+    hyp_len = sum(len(h) for h in hyps)
+    ref_len = sum(len(r) for r in refs)
+    brevity = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
+    return 100.0 * brevity * math.exp(log_precision)
+
+
+def _f1(overlap: float, hyp_total: int, ref_total: int) -> float:
+    if overlap == 0 or hyp_total == 0 or ref_total == 0:
+        return 0.0
+    precision, recall = overlap / hyp_total, overlap / ref_total
+    return 2 * precision * recall / (precision + recall)
+
+
+def _lcs_length(a: list[str], b: list[str]) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b, start=1):
+            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge(
+    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]
+) -> dict[str, float]:
+    """ROUGE-1, ROUGE-2 and ROUGE-L F1 (Lin, 2004), averaged over examples, on a 0-100 scale.
+
+    For each pair, with tokens from :func:`tokenize` (lowercase, punctuation dropped, no
+    stemming, no stopword removal):
+
+    .. math::
+        P = \\frac{m}{|h|}, \\; R = \\frac{m}{|r|}, \\; F_1 = \\frac{2PR}{P + R}
+
+    where for ROUGE-N ``m`` is the clipped count of shared n-grams and ``|h|``, ``|r|`` the
+    n-gram counts; for ROUGE-L ``m`` is the length of the longest common subsequence and
+    ``|h|``, ``|r|`` the token counts (sentence-level LCS). A pair with an empty side scores 0.
+    The corpus score is the mean F1 over pairs, times 100.
+
+    Args:
+        references: one reference per example, a string or a list of tokens.
+        hypotheses: the generated texts, aligned with `references`.
+
+    Returns:
+        ``{"rouge_1", "rouge_2", "rouge_l"}``.
+    """
+    refs, hyps = _text_pairs(references, hypotheses)
+    totals = {"rouge_1": 0.0, "rouge_2": 0.0, "rouge_l": 0.0}
+    for ref, hyp in zip(refs, hyps, strict=True):
+        for n in (1, 2):
+            h, r = _ngrams(hyp, n), _ngrams(ref, n)
+            overlap = sum(min(c, r[g]) for g, c in h.items())
+            totals[f"rouge_{n}"] += _f1(overlap, sum(h.values()), sum(r.values()))
+        totals["rouge_l"] += _f1(_lcs_length(hyp, ref), len(hyp), len(ref))
+    return {name: 100.0 * total / len(refs) for name, total in totals.items()}
