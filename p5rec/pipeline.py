@@ -97,18 +97,18 @@ def fit(config: RunConfig, data: RecData | None = None, progress: bool = True) -
     prepared = prepare(config, data)
     model, tokenizer = build_model(config, prepared)
     result = train(model, tokenizer, prepared.builder, config.train, config.model, progress=progress)
-    d = prepared.data
-    catalog = {
-        raw: {"title": t, "category": c} for raw, t, c in zip(d.items["item_id"], d.items["title"], d.items["category"])
-    }
-    recommender = Recommender(
+    return FitResult(make_recommender(config, prepared, model, tokenizer), prepared, result)
+
+
+def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) -> Recommender:
+    """Bundle a trained model with the catalog, indexes, histories and templates it was trained with."""
+    return Recommender(
         model,
         tokenizer,
         prepared.items,
         prepared.users,
-        catalog,
+        prepared.data.catalog(),
         prepared.splits.sequences,
         prepared.templates,
         config.to_dict(),
     )
-    return FitResult(recommender, prepared, result)

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.api import Recommender
     from p5rec.evaluation.baselines import MostPop
     from p5rec.evaluation.evaluate import EvalConfig, evaluate, evaluate_ranker
-    from p5rec.pipeline import build_model, prepare
+    from p5rec.pipeline import build_model, make_recommender, prepare
     from p5rec.training.trainer import train
 
     console = Console()
@@ -138,25 +138,13 @@ def run(args: argparse.Namespace) -> int:
         f"final loss {result.final_loss:.3f}"
     )
 
-    d = prepared.data
-    catalog = {
-        raw: {"title": t, "category": c} for raw, t, c in zip(d.items["item_id"], d.items["title"], d.items["category"])
-    }
-    rec = Recommender(
-        model,
-        tokenizer,
-        prepared.items,
-        prepared.users,
-        catalog,
-        prepared.splits.sequences,
-        prepared.templates,
-        config.to_dict(),
-    )
+    rec = make_recommender(config, prepared, model, tokenizer)
+    catalog = rec.catalog
 
     console.rule("[bold]3. Evaluation (test split)")
     eval_cfg = EvalConfig(**{**config.eval.__dict__, "split": "test"})
     results = evaluate(rec.predictor, prepared.builder, eval_cfg, progress=progress)
-    pop = MostPop().fit(prepared.splits.train_sequences(), d.item_ids)
+    pop = MostPop().fit(prepared.splits.train_sequences(), prepared.data.item_ids)
     pop_metrics = evaluate_ranker(pop, prepared.builder, eval_cfg)
     _print_table(console, results, pop_metrics)
 

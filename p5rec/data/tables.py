@@ -145,33 +145,47 @@ class RecData:
     # --------------------------------------------------------------- accessors
     @property
     def item_ids(self) -> list[str]:
-        return list(self.items["item_id"])
+        return self.column("items", "item_id")
 
     @property
     def user_ids(self) -> list[str]:
         """Users in the order their rows appear (sorted by user_id)."""
-        return list(dict.fromkeys(self.interactions["user_id"]))
+        return list(dict.fromkeys(self.column("interactions", "user_id")))
+
+    def catalog(self) -> dict[str, dict[str, str]]:
+        """raw item id -> {"title", "category"}: what the API shows next to a recommended item."""
+        cols = [self.column("items", c) for c in ("item_id", "title", "category")]
+        return {raw: {"title": t, "category": c} for raw, t, c in zip(*cols)}
 
     def titles(self) -> dict[str, str]:
-        return dict(zip(self.items["item_id"], self.items["title"]))
+        return dict(zip(self.column("items", "item_id"), self.column("items", "title")))
+
+    def column(self, table: str, name: str) -> list:
+        """A whole column as a Python list, read through Arrow (row-by-row access is slow)."""
+        return getattr(self, table).with_format("arrow")[name].to_pylist()
 
     def sequences(self) -> dict[str, list[str]]:
         """Each user's items in time order (the table is kept sorted, so this is one pass)."""
         seqs: dict[str, list[str]] = {}
-        for u, i in zip(self.interactions["user_id"], self.interactions["item_id"]):
+        for u, i in zip(self.column("interactions", "user_id"), self.column("interactions", "item_id")):
             seqs.setdefault(u, []).append(i)
         return seqs
 
     def stats(self) -> dict[str, Any]:
-        """Users, items, interactions, density, sequence lengths and task coverage."""
-        seqs = self.sequences()
-        lengths = np.array([len(s) for s in seqs.values()]) if seqs else np.zeros(1)
-        n_users, n_items, n = len(seqs), len(self.items), len(self.interactions)
-        reviews = sum(1 for r in self.interactions["review"] if r)
-        summaries = sum(1 for s in self.interactions["summary"] if s)
-        expl = sum(1 for e in self.interactions["explanation"] if e)
-        rated = sum(1 for r in self.interactions["rating"] if r > 0)
-        titled = sum(1 for t in self.items["title"] if t)
+        """Users, items, interactions, density, sequence lengths and task coverage (computed in Arrow)."""
+        import pyarrow.compute as pc
+
+        inter = self.interactions.with_format("arrow")[:]
+        n, n_items = inter.num_rows, len(self.items)
+        lengths = pc.value_counts(inter["user_id"]).field("counts").to_numpy() if n else np.zeros(1)
+        n_users = len(lengths) if n else 0
+
+        def share(column, total: int) -> float:
+            nonempty = pc.sum(pc.greater(pc.utf8_length(column), 0)).as_py() or 0
+            return nonempty / max(1, total)
+
+        titles = self.items.with_format("arrow")[:]["title"]
+        rated = pc.sum(pc.greater(inter["rating"], 0)).as_py() or 0
         return {
             "users": n_users,
             "items": n_items,
@@ -183,10 +197,10 @@ class RecData:
             "seq_len_max": int(lengths.max()),
             "coverage": {
                 "rating": rated / max(1, n),
-                "review": reviews / max(1, n),
-                "summary": summaries / max(1, n),
-                "explanation": expl / max(1, n),
-                "item_title": titled / max(1, n_items),
+                "review": share(inter["review"], n),
+                "summary": share(inter["summary"], n),
+                "explanation": share(inter["explanation"], n),
+                "item_title": share(titles, n_items),
             },
         }
 

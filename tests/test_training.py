@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from p5rec.training.collate import CausalCollator, Seq2SeqCollator, encode, length_grouped_batches
+from p5rec.training.trainer import TrainConfig
+
+
+class _Tok:
+    """A whitespace tokenizer with T5's special ids, enough to test collation exactly."""
+
+    pad_token_id, eos_token_id = 0, 1
+
+    def __call__(self, texts, add_special_tokens=False):
+        return {"input_ids": [[10 + len(w) for w in t.split()] for t in texts]}
+
+
+def test_seq2seq_batch_pads_inputs_and_masks_padded_labels():
+    enc = encode(_Tok(), ["a bb ccc", "dddd"], ["x", "yy zz"], max_input_length=16, max_target_length=8)
+    batch = Seq2SeqCollator(enc, 0, 1)([0, 1])
+    assert batch["input_ids"].tolist() == [[11, 12, 13, 1], [14, 1, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch["labels"].tolist() == [[11, 1, -100], [12, 12, 1]]
+
+
+def test_causal_batch_puts_loss_on_target_only():
+    enc = encode(_Tok(), ["a bb"], ["x"], max_input_length=16, max_target_length=8)
+    batch = CausalCollator(enc, 0, 1)([0])
+    assert batch["input_ids"].tolist() == [[11, 12, 11, 1]]
+    assert batch["labels"].tolist() == [[-100, -100, 11, 1]]
+
+
+def test_long_prompts_keep_their_end_and_targets_end_with_eos():
+    enc = encode(_Tok(), ["a b c d e f"], ["x y z w"], max_input_length=4, max_target_length=3)
+    assert enc.input_ids == [[11, 11, 11]]  # the last 3 words; eos makes 4
+    assert enc.labels == [[11, 11, 1]]
+
+
+def test_length_grouped_batches_cover_every_row_once_with_similar_lengths():
+    lengths = list(np.random.default_rng(0).integers(1, 100, size=500))
+    batches = length_grouped_batches(lengths, 10, np.random.default_rng(0))
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(500))
+    spread = np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches])
+    assert spread < 15  # random batches would spread ~80
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainConfig(mixed_precision="fp8")
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+
+
+def test_training_lowers_the_loss(tiny_fit):
+    log = tiny_fit.train.log
+    assert tiny_fit.train.steps > 5 and len(log) >= 2
+    assert log[-1]["loss"] < log[0]["loss"]
