@@ -1,0 +1,97 @@
+"""Rating prediction read off the LM: a distribution over the rating strings, not free text.
+
+Teacher-forcing each value string ("1.0" ... "5.0") gives its exact log-probability; the
+softmax over the values is the model's rating distribution and its mean the expected rating,
+which is smoother (lower RMSE) than taking the single most likely string. The greedy rating is
+the same trie-constrained decoding used for items, with the values as the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from p5rec.decoding.generate import recommend_items, score_items
+from p5rec.decoding.trie import ItemTrie
+
+__all__ = ["expected_rating", "predict_rating", "rating_distribution", "rating_trie"]
+
+DEFAULT_VALUES = ("1.0", "2.0", "3.0", "4.0", "5.0")
+
+
+def rating_trie(tokenizer, values: Sequence[str] = DEFAULT_VALUES) -> ItemTrie:
+    """An :class:`ItemTrie` whose items are the rating strings, tokenized as training targets.
+
+    Args:
+        tokenizer: a HF tokenizer with an `eos_token_id`.
+        values (`Sequence[str]`, defaults to "1.0" ... "5.0"): the rating strings.
+    """
+    if isinstance(values, str) or len(values) == 0:
+        raise ValueError(f"`values` must be a non-empty list of rating strings, got {values!r}.")
+    if len(set(values)) != len(values):
+        raise ValueError(f"`values` ({list(values)}) holds duplicates; give each rating once.")
+    if tokenizer.eos_token_id is None:
+        raise ValueError("`tokenizer.eos_token_id` is None; the rating strings must end with eos.")
+    sequences = [tokenizer(v, add_special_tokens=False).input_ids for v in values]
+    for v, seq in zip(values, sequences, strict=True):
+        if not seq:
+            raise ValueError(f"`values` entry {v!r} tokenizes to nothing; use non-empty rating strings.")
+    return ItemTrie(sequences, tokenizer.eos_token_id)
+
+
+def rating_distribution(
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    tokenizer,
+    values: Sequence[str] = DEFAULT_VALUES,
+) -> torch.Tensor:
+    """Probability of each rating string per row, renormalised over `values`.
+
+    Args:
+        model: a HF encoder-decoder or decoder-only LM.
+        batch (`dict`): `input_ids` and `attention_mask` `(B, T)` of rating prompts.
+        tokenizer: the model's tokenizer.
+        values (`Sequence[str]`, defaults to "1.0" ... "5.0"): the rating strings.
+
+    Returns:
+        `(B, len(values))` float32 probabilities (rows sum to 1), on the CPU.
+    """
+    return score_items(model, batch, rating_trie(tokenizer, values)).softmax(-1)
+
+
+def expected_rating(
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    tokenizer,
+    values: Sequence[str] = DEFAULT_VALUES,
+) -> torch.Tensor:
+    """Expected rating per row under :func:`rating_distribution`, `(B,)` on the CPU.
+
+    Args:
+        model, batch, tokenizer: as for :func:`rating_distribution`.
+        values (`Sequence[str]`, defaults to "1.0" ... "5.0"): rating strings that parse as floats.
+    """
+    try:
+        numbers = torch.tensor([float(v) for v in values])
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"`values` ({list(values)}) must all parse as numbers for an expected rating."
+        ) from e
+    return rating_distribution(model, batch, tokenizer, values) @ numbers
+
+
+def predict_rating(
+    model: torch.nn.Module,
+    batch: Mapping[str, torch.Tensor],
+    tokenizer,
+    values: Sequence[str] = DEFAULT_VALUES,
+) -> list[str]:
+    """The greedily decoded rating string per row, constrained to `values`.
+
+    Args:
+        model, batch, tokenizer: as for :func:`rating_distribution`.
+        values (`Sequence[str]`, defaults to "1.0" ... "5.0"): the allowed outputs.
+    """
+    found = recommend_items(model, batch, rating_trie(tokenizer, values), k=1, num_beams=1)
+    return [values[row[0][0]] if row else "" for row in found]
