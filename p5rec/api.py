@@ -10,6 +10,7 @@ user indexes, the catalog, user histories, the prompt templates and the run conf
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -27,7 +28,7 @@ from p5rec.ids import ItemIndex, UserIndex
 from p5rec.inference import Predictor
 from p5rec.templates.load import PromptTemplate, TemplateSet
 from p5rec.templates.render import prompt_variables
-from p5rec.templates.tasks import format_rating
+from p5rec.templates.tasks import TASKS, format_rating
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "p5rec_config.json"
@@ -197,7 +198,7 @@ class Recommender:
             variables = prompt_variables(
                 user_str, None, [(self.items.id_of(i), self._title(i)) for i in hist], self.max_history, **extra
             )
-            prompts.append(tpl.render(variables)[0])
+            prompts.append(_render_input(tpl, variables))
             excludes.append([self._position[i] for i in hist] if exclude_seen else [])
         beams = max(num_beams or 20, k)
         ranked = self.predictor.rank(
@@ -231,7 +232,7 @@ class Recommender:
             v = prompt_variables(
                 self.users.id_of(user), (self.items.id_of(item), self._title(item)), None, self.max_history
             )
-            prompts.append(tpl.render(v)[0])
+            prompts.append(_render_input(tpl, v))
         return self.predictor.rate(prompts)
 
     def explain(self, user: str, item: str, feature: str | None = None, template: str | None = None) -> str:
@@ -254,7 +255,7 @@ class Recommender:
                 feature=feature or "",
                 rating=rating,
             )
-            prompts.append(tpl.render(v)[0])
+            prompts.append(_render_input(tpl, v))
         return self.predictor.generate_text(prompts)
 
     def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
@@ -274,7 +275,7 @@ class Recommender:
             v = prompt_variables(
                 self.users.id_of(user) if user else NEW_USER, None, None, self.max_history, review_text=text.strip()
             )
-            prompts.append(tpl.render(v)[0])
+            prompts.append(_render_input(tpl, v))
         return self.predictor.generate_text(prompts)
 
     def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:
@@ -342,6 +343,18 @@ class Recommender:
         because = f", based on their recent purchase of {self._title(history[-1]) or history[-1]}" if history else ""
         return f"We recommend {listed} to {who}{because}."
 
+    def merge_lora(self) -> Recommender:
+        """Fold the LoRA adapter (and trained ID-token rows) into the weights, in place; returns self.
+
+        `save_pretrained` then writes a plain transformers model (`finetune: "full"`) that loads and
+        serves without peft, and answers exactly as the adapter did.
+        """
+        from p5rec.modeling.lora import merge_lora
+
+        self.model = merge_lora(self.model).eval()
+        self.predictor.model = self.model
+        return self
+
     # --------------------------------------------------------------- save/load
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write the model directory atomically (a temp folder renamed into place)."""
@@ -352,8 +365,9 @@ class Recommender:
             is_peft = hasattr(self.model, "peft_config")
             self.model.save_pretrained(tmp / "model")
             if is_peft and self.run_config.get("model", {}).get("backbone") in _presets():
-                # LoRA over a scratch preset: the random base weights are part of the model.
-                self.model.get_base_model().save_pretrained(tmp / "base_model")
+                # LoRA over a scratch preset: the random base weights are part of the model. Save them
+                # without the injected LoRA layers (a copy, unloaded), or their names would not load back.
+                copy.deepcopy(self.model).unload().save_pretrained(tmp / "base_model")
             self.tokenizer.save_pretrained(tmp / "tokenizer")
             self.items.save(tmp / "item_index.json")
             self.users.save(tmp / "user_index.json")
@@ -400,7 +414,7 @@ class Recommender:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
-        model = _load_model(path, meta)
+        model = _load_model(path, meta, len(tokenizer))
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         model.to(dev).eval()
         try:
@@ -418,6 +432,11 @@ class Recommender:
         return cls(
             model, tokenizer, items, users, catalog, histories, templates, meta.get("run_config", {}), batch_size
         )
+
+
+def _render_input(tpl: PromptTemplate, variables: dict[str, Any]) -> str:
+    """The prompt alone: at inference the answer variable is unknown, so the target renders empty."""
+    return tpl.render({TASKS[tpl.task].answer: "", **variables})[0]
 
 
 def _presets() -> set[str]:
@@ -442,25 +461,17 @@ def _resolve(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"model directory {p} does not exist")
 
 
-def _load_model(path: Path, meta: dict[str, Any]) -> PreTrainedModel:
+def _load_model(path: Path, meta: dict[str, Any], vocab_size: int | None = None) -> PreTrainedModel:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    def auto_for(cfg_dir: Path | str):
-        cfg = AutoConfig.from_pretrained(cfg_dir)
-        return AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
 
     try:
         if meta.get("finetune") == "lora":
-            from peft import PeftConfig, PeftModel
+            from p5rec.modeling.lora import load_lora
 
             base_dir = path / "base_model"
-            base_name = (
-                str(base_dir)
-                if base_dir.exists()
-                else PeftConfig.from_pretrained(path / "model").base_model_name_or_path
-            )
-            base = auto_for(base_name).from_pretrained(base_name)
-            return PeftModel.from_pretrained(base, path / "model")
-        return auto_for(path / "model").from_pretrained(path / "model")
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
+            return load_lora(path / "model", base_dir if base_dir.exists() else None, vocab_size)
+        cfg = AutoConfig.from_pretrained(path / "model")
+        auto = AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
+        return auto.from_pretrained(path / "model")
+    except Exception as e:  # noqa: BLE001 - safetensors, torch and peft each raise their own types
         raise ValueError(f"{path / 'model'}: the model weights could not be loaded ({type(e).__name__}: {e})") from None

@@ -17,7 +17,7 @@ import numpy as np
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
 from p5rec.templates.load import PromptTemplate, TemplateSet
-from p5rec.templates.tasks import FAMILIES, TASKS, format_rating
+from p5rec.templates.tasks import FAMILIES, TASKS, TITLE_VARIABLES, format_rating
 
 
 @dataclass
@@ -104,19 +104,26 @@ class ExampleBuilder:
         self.config = config or ExampleConfig()
         self.titles = data.titles()
         self.catalog = data.item_ids
-        inter = data.interactions
-        # Column lists once: row access on an Arrow table is slow in loops.
+        # Variables this data can fill: without any item title, templates quoting titles are skipped.
+        every = {v for spec in TASKS.values() for v in spec.variables}
+        self.available = frozenset(every if any(self.titles.values()) else every - TITLE_VARIABLES)
+        # Whole columns as lists once: row access on an Arrow-backed table is slow in loops.
         self._cols = {
-            c: inter[c] for c in ("user_id", "item_id", "rating", "review", "summary", "feature", "explanation")
+            c: data.column("interactions", c)
+            for c in ("user_id", "item_id", "rating", "review", "summary", "feature", "explanation")
         }
 
     # ------------------------------------------------------------------ public
+    def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
+        """Templates of `task` whose `requires` this data meets (e.g. no title templates without titles)."""
+        return self.templates.for_task(task, split, available=self.available)
+
     def train_examples(self, rng: np.random.Generator) -> list[Example]:
         """One epoch of training examples: each context rendered with one random *seen* template."""
         out: list[Example] = []
         for task in TASKS:
             weight = self.config.weight(task)
-            templates = self.templates.for_task(task, split="seen")
+            templates = self.usable_templates(task, "seen")
             if weight == 0 or not templates:
                 continue
             contexts = list(self._contexts(task, "train", rng))
@@ -134,8 +141,16 @@ class ExampleBuilder:
         template_ids: list[str] | None = None,
         max_contexts: int | None = None,
     ) -> list[Example]:
-        """Every context of `task` in `split` rendered with every chosen template (seen and unseen)."""
-        templates = self.templates.for_task(task) if template_ids is None else [self.templates[i] for i in template_ids]
+        """Every context of `task` in `split` rendered with every chosen template (seen and unseen).
+
+        Templates whose `requires` the data does not meet are skipped, even when named in `template_ids`.
+        """
+        if template_ids is None:
+            templates = self.usable_templates(task)
+        else:
+            templates = [t for t in (self.templates[i] for i in template_ids) if t.usable_with(self.available)]
+        if not templates:
+            return []
         contexts = list(self._contexts(task, split, rng))
         if max_contexts is not None and len(contexts) > max_contexts:
             keep = np.sort(rng.choice(len(contexts), max_contexts, replace=False))

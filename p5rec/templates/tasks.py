@@ -8,6 +8,7 @@ parsed back), and how an answer string is parsed. Families group tasks as in P5.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class TaskSpec:
         variables: names the input may use, with a one-line description each.
         answer: the variable the target must render to exactly (never allowed in the input).
         kind: how the answer is parsed back: "rating", "item", "yes_no" or "text".
+        hidden: further variables the input must not use because they give the answer away
+            (the next item's title in sequential recommendation).
     """
 
     name: str
@@ -27,6 +30,7 @@ class TaskSpec:
     variables: dict[str, str]
     answer: str
     kind: str
+    hidden: tuple[str, ...] = ()
 
 
 _USER = {"user_id": "the user's ID string, e.g. user_23"}
@@ -49,10 +53,11 @@ TASKS: dict[str, TaskSpec] = {
                 **_USER,
                 **_HISTORY,
                 "item_id": "the next item's ID string (the answer)",
-                "item_title": "the next item's title",
+                "item_title": "the next item's title (never in the input: it names the answer)",
             },
             "item_id",
             "item",
+            hidden=("item_title",),
         ),
         TaskSpec(
             "direct_yesno",
@@ -110,6 +115,62 @@ del _spec
 
 RATING_VALUES = ("1.0", "2.0", "3.0", "4.0", "5.0")
 
+# Variables filled from item metadata. Many datasets have no titles (Amazon 2014 5-core reviews
+# alone): templates using these are skipped for them rather than trained on empty quotes.
+TITLE_VARIABLES = frozenset({"item_title", "history_titles"})
+
+# Values for `sample_variables`: item IDs of equal length, so none is a substring of another.
+_SAMPLES = (
+    {
+        "user_id": "user_23",
+        "item_id": "item_104",
+        "item_title": "Acme Studio Headphones",
+        "history": ["item_101", "item_102", "item_103"],
+        "history_titles": ["Nylon Guitar Strings", "Clip-on Tuner", "Padded Gig Bag"],
+        "candidates": ["item_201", "item_104", "item_202", "item_203"],
+        "rating": "4.0",
+        "answer": "yes",
+        "feature": "sound",
+        "explanation": "The sound is clear and warm.",
+        "review_text": "Arrived fast. The sound is clear and warm, and the cable is long enough.",
+        "summary": "Warm, clear sound",
+    },
+    {
+        "user_id": "user_7",
+        "item_id": "item_305",
+        "item_title": "Basic Drum Sticks",
+        "history": ["item_301", "item_302"],
+        "history_titles": ["Practice Pad", "Stick Bag"],
+        "candidates": ["item_305", "item_401", "item_402"],
+        "rating": "2.0",
+        "answer": "no",
+        "feature": "grip",
+        "explanation": "The grip wears off after a week.",
+        "review_text": "The grip wears off after a week. Not worth it.",
+        "summary": "Grip wears off",
+    },
+)
+
+
+def sample_variables(task: str, variant: int = 0) -> dict[str, Any]:
+    """Plausible values for every variable of `task`, to check that a template renders and parses back.
+
+    Two variants (0 and 1) differ in every value, answer included, so a target that ignores its
+    answer variable is caught. Used by template validation; never used for training.
+
+    Args:
+        task: a key of `TASKS`.
+        variant: 0 or 1.
+    """
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    if variant not in (0, 1):
+        raise ValueError(f"`variant` must be 0 or 1, got {variant!r}")
+    sample = _SAMPLES[variant]
+    return {
+        name: (list(v) if isinstance(v, list) else v) for name, v in sample.items() if name in TASKS[task].variables
+    }
+
 
 def format_rating(value: float) -> str:
     """Ratings are written with one decimal ("4.0"), as in P5."""
@@ -127,9 +188,10 @@ def parse_rating(text: str) -> float | None:
 
 
 def parse_yes_no(text: str) -> bool | None:
-    t = text.strip().lower()
-    if t.startswith("yes"):
-        return True
-    if t.startswith("no"):
-        return False
-    return None
+    """True when the first word is "yes", False for "no", None otherwise (an invalid output).
+
+    The whole first word counts, so "not sure" or "nothing" are invalid rather than a "no".
+    """
+    words = text.strip().lower().split()
+    first = words[0].strip(".,;:!?") if words else ""
+    return {"yes": True, "no": False}.get(first)

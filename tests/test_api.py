@@ -1,0 +1,133 @@
+import shutil
+
+import pytest
+import torch
+
+from p5rec.api import Recommender
+
+
+def test_every_recommendation_is_a_catalog_item_even_untrained(tiny_fit):
+    """Constrained decoding returns real items where free decoding of the same untrained model returns junk."""
+    from p5rec.modeling.backbone import ModelConfig, build_scratch_model
+
+    rec = tiny_fit.recommender
+    untrained = build_scratch_model(ModelConfig(backbone="tiny"), rec.tokenizer, seed=123)
+    fresh = Recommender(untrained, rec.tokenizer, rec.items, rec.users, rec.catalog, rec.histories, rec.templates,
+                        rec.run_config)
+    users = list(rec.histories)[:5]
+    catalog = set(rec.catalog)
+    for r in fresh.recommend_batch(users, k=5):
+        assert len(r) == 5 and {i.item_id for i in r} <= catalog
+        assert len({i.item_id for i in r}) == 5  # distinct
+    free = fresh.generate(rec.items.id_strings()[0] + " , " + rec.items.id_strings()[1], max_new_tokens=8)
+    assert free not in set(rec.items.id_strings())  # unconstrained output of the same model is not an item ID
+
+
+def test_recommendations_exclude_history_and_carry_titles(tiny_fit):
+    rec = tiny_fit.recommender
+    user = next(iter(rec.histories))
+    recs = rec.recommend(user=user, k=5)
+    assert [r.rank for r in recs] == [1, 2, 3, 4, 5]
+    assert not {r.item_id for r in recs} & set(rec.histories[user])
+    assert all(r.title == rec.catalog[r.item_id]["title"] for r in recs)
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    assert recs.sentence.startswith("We recommend") and recs.items[0].title in recs.sentence
+
+
+def test_candidates_restrict_the_answer(tiny_fit):
+    rec = tiny_fit.recommender
+    user = next(iter(rec.histories))
+    pool = [i for i in rec.catalog if i not in rec.histories[user]][:4]
+    recs = rec.recommend(user=user, k=3, candidates=pool)
+    assert {r.item_id for r in recs} <= set(pool) and len(recs) == 3
+
+
+def test_reloaded_model_gives_identical_answers(tiny_fit, tiny_model_dir):
+    rec = tiny_fit.recommender
+    back = Recommender.from_pretrained(tiny_model_dir, device="cpu")
+    users = list(rec.histories)[:4]
+    a = [[(i.item_id, round(i.score, 4)) for i in r] for r in rec.recommend_batch(users, k=5)]
+    b = [[(i.item_id, round(i.score, 4)) for i in r] for r in back.recommend_batch(users, k=5)]
+    assert a == b
+    item = next(iter(rec.catalog))
+    assert back.predict_rating(users[0], item) == pytest.approx(rec.predict_rating(users[0], item), abs=1e-5)
+    assert back.explain(users[0], item, feature="sound") == rec.explain(users[0], item, feature="sound")
+
+
+def test_rating_explanation_and_summary_have_the_right_form(tiny_fit):
+    rec = tiny_fit.recommender
+    user, item = next(iter(rec.histories)), next(iter(rec.catalog))
+    assert 1.0 <= rec.predict_rating(user, item) <= 5.0
+    assert isinstance(rec.explain(user, item), str)
+    assert isinstance(rec.summarize("The sound is great. I use it every day."), str)
+
+
+def test_cold_start_user_with_history(tiny_fit):
+    rec = tiny_fit.recommender
+    history = list(rec.catalog)[:3]
+    recs = rec.recommend(history=history, k=4)
+    assert recs.user is None and len(recs) == 4 and not {r.item_id for r in recs} & set(history)
+
+
+def test_unknown_user_and_items_are_clear_errors(tiny_fit):
+    rec = tiny_fit.recommender
+    user = next(iter(rec.histories))
+    with pytest.raises(KeyError, match=r"unknown user 'ghost'.*history="):
+        rec.recommend(user="ghost")
+    with pytest.raises(KeyError, match=r"unknown item\(s\) in `history`: \['nope'\]"):
+        rec.recommend(history=["nope"])
+    with pytest.raises(KeyError, match="unknown item"):
+        rec.predict_rating(user, "nope")
+    with pytest.raises(KeyError, match="unknown user"):
+        rec.explain("ghost", next(iter(rec.catalog)))
+    with pytest.raises(ValueError, match="`k`"):
+        rec.recommend(user=user, k=0)
+    with pytest.raises(ValueError, match="`history` is empty"):
+        rec.recommend(history=[])
+
+
+def test_missing_or_incomplete_model_directory(tiny_model_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Recommender.from_pretrained(tmp_path / "nothing-here")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "item_index.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"missing \['item_index.json'\]"):
+        Recommender.from_pretrained(broken)
+
+
+def test_corrupt_weights_are_named(tiny_model_dir, tmp_path):
+    broken = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, broken)
+    weights = next((broken / "model").glob("*.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="model weights could not be loaded"):
+        Recommender.from_pretrained(broken)
+
+
+def test_save_over_existing_directory_is_atomic(tiny_fit, tmp_path, monkeypatch):
+    rec = tiny_fit.recommender
+    target = tmp_path / "m"
+    rec.save_pretrained(target)
+    monkeypatch.setattr(type(rec.templates), "save", lambda self, path: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        rec.save_pretrained(target)
+    assert Recommender.from_pretrained(target).items.id_strings() == rec.items.id_strings()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_lora_model_saves_adapter_and_reloads(tmp_path):
+    from p5rec.pipeline import fit
+
+    from conftest import tiny_config
+
+    result = fit(tiny_config(finetune="lora", lora={"r": 4, "alpha": 8}), progress=False)
+    rec = result.recommender
+    assert hasattr(rec.model, "peft_config")
+    rec.save_pretrained(tmp_path / "lora")
+    assert (tmp_path / "lora" / "model" / "adapter_config.json").exists()
+    back = Recommender.from_pretrained(tmp_path / "lora")
+    user = next(iter(rec.histories))
+    assert [i.item_id for i in back.recommend(user=user, k=3)] == [i.item_id for i in rec.recommend(user=user, k=3)]
+    with torch.no_grad():
+        assert any(p.requires_grad for n, p in rec.model.named_parameters() if "lora" in n)

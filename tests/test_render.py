@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from p5rec.data.split import Splits
+from p5rec.data.synthetic import generate
+from p5rec.templates.load import TemplateSet
+from p5rec.templates.render import ExampleBuilder, ExampleConfig
+from p5rec.templates.tasks import TASKS
+
+
+@pytest.fixture(scope="module")
+def builder():
+    data = generate(num_users=30, num_items=24, num_categories=3, seed=2)
+    splits = Splits.from_data(data)
+    items = {raw: f"item_{k}" for k, raw in enumerate(data.item_ids, 1)}
+    users = {raw: f"user_{k}" for k, raw in enumerate(data.user_ids, 1)}
+    return ExampleBuilder(data, splits, items, users, TemplateSet.load(), ExampleConfig(max_history=4, eval_candidates=10))
+
+
+def test_train_examples_cover_every_task_with_seen_templates_only(builder):
+    examples = builder.train_examples(np.random.default_rng(0))
+    assert {e.task for e in examples} == set(TASKS)
+    assert all(e.template_split == "seen" for e in examples)
+
+
+def test_same_seed_same_examples(builder):
+    a = builder.train_examples(np.random.default_rng(1))
+    b = builder.train_examples(np.random.default_rng(1))
+    assert [(e.input, e.target) for e in a] == [(e.input, e.target) for e in b]
+
+
+def test_training_never_sees_valid_or_test_items_as_sequential_targets(builder):
+    examples = builder.train_examples(np.random.default_rng(0))
+    for e in examples:
+        if e.task in ("sequential", "direct_choice"):
+            seq = builder.splits.sequences[e.user]
+            assert e.item in seq[:-2]
+            assert seq[-1] not in e.meta["history"] and seq[-2] not in e.meta["history"]
+
+
+def test_test_examples_hold_out_the_last_item_and_truncate_history(builder):
+    ex = builder.eval_examples("sequential", "test", np.random.default_rng(0), template_ids=["sequential-1"])
+    assert len(ex) == len(builder.splits.sequences)
+    for e in ex:
+        seq = builder.splits.sequences[e.user]
+        assert e.item == seq[-1] and e.target == builder.item_ids[seq[-1]]
+        shown = [builder.item_ids[i] for i in seq[:-1][-4:]]
+        assert " , ".join(shown) in e.input and builder.item_ids[seq[:-1][-5]] not in e.input.split()
+
+
+def test_direct_choice_candidates_hold_the_target_and_unseen_negatives(builder):
+    ex = builder.eval_examples("direct_choice", "test", np.random.default_rng(0), max_contexts=5)
+    for e in ex:
+        cands = e.meta["candidates"]
+        assert len(cands) == 10 and e.item in cands
+        assert not (set(cands) - {e.item}) & set(builder.splits.sequences[e.user])
+
+
+def test_task_weights_scale_the_mix(builder):
+    rng = np.random.default_rng(0)
+    base = builder.train_examples(rng)
+    builder2 = ExampleBuilder(builder.data, builder.splits, builder.item_ids, builder.user_ids, builder.templates,
+                              ExampleConfig(task_weights={"sequential": 2.0, "review": 0.0}))
+    mixed = builder2.train_examples(np.random.default_rng(0))
+    count = lambda exs, t: sum(e.task == t for e in exs)  # noqa: E731
+    assert count(mixed, "sequential") == 2 * count(base, "sequential")
+    assert count(mixed, "review_summary") == 0 and count(mixed, "review_rating") == 0
+
+
+def test_bad_example_config_is_named():
+    with pytest.raises(ValueError, match="unknown task or family 'sequentail'"):
+        ExampleConfig(task_weights={"sequentail": 1.0})
