@@ -3,6 +3,9 @@
 Protocols follow P5: sequential over all items (history excluded, as the baselines do), direct
 choice over 1 positive + 99 negatives, ratings by RMSE/MAE (invalid outputs counted), text by
 BLEU and ROUGE. Results are reported per template and aggregated per seen/unseen split.
+
+Every template of a task is scored on the same contexts (users, negatives, reviews): the
+generator is re-seeded per template, so differences between templates come from the prompts.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import numpy as np
 
 from p5rec.evaluation.metrics import bleu, ranking_metrics, rating_metrics, rouge
 from p5rec.inference import Predictor
+from p5rec.templates.load import PromptTemplate
 from p5rec.templates.render import Example, ExampleBuilder
-from p5rec.templates.tasks import TASKS, parse_yes_no
+from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating, parse_yes_no
 
 DEFAULT_TASKS = tuple(TASKS)
 
@@ -34,6 +38,13 @@ class EvalConfig:
         ks: cut-offs for ranking metrics.
         text_beams: beams for explanation/summary generation (1 = greedy).
         seed: seeds negatives and subsampling.
+        max_templates: score at most this many templates per task and template split (seen,
+            unseen), in file order; None scores all. P5 reports every template; on a CPU budget
+            one or two per split keep the seen/unseen comparison at a fraction of the cost.
+        templates: only these template ids (None: all usable ones).
+        greedy_rating: also decode ratings greedily without constraint and parse the text
+            (``greedy_*`` metrics, unparseable or out-of-range outputs counted as invalid); the
+            main ``rmse``/``mae`` read the expected rating, which is never invalid.
     """
 
     tasks: Sequence[str] = DEFAULT_TASKS
@@ -43,6 +54,9 @@ class EvalConfig:
     ks: Sequence[int] = (1, 5, 10, 20)
     text_beams: int = 1
     seed: int = 2022
+    max_templates: int | None = None
+    templates: Sequence[str] | None = None
+    greedy_rating: bool = True
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -52,6 +66,27 @@ class EvalConfig:
             raise ValueError(f"`split` must be 'valid' or 'test', got {self.split!r}")
         if self.num_beams < max(self.ks):
             raise ValueError(f"`num_beams` ({self.num_beams}) must be >= the largest k ({max(self.ks)})")
+        for name in ("max_users", "max_templates"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` ({value!r}) must be a positive integer or None (no cap)")
+        if self.text_beams < 1:
+            raise ValueError(f"`text_beams` ({self.text_beams}) must be >= 1 (1 = greedy)")
+
+    def select_templates(self, builder: ExampleBuilder, task: str) -> list[PromptTemplate]:
+        """The templates of `task` to score: usable with the data, filtered by `templates`, capped per split."""
+        chosen = builder.usable_templates(task)
+        if self.templates is not None:
+            chosen = [t for t in chosen if t.id in set(self.templates)]
+        if self.max_templates is None:
+            return chosen
+        per_split: dict[str, int] = {}
+        kept = []
+        for t in chosen:
+            per_split[t.split] = per_split.get(t.split, 0) + 1
+            if per_split[t.split] <= self.max_templates:
+                kept.append(t)
+        return kept
 
 
 @dataclass
@@ -70,8 +105,19 @@ class EvalResult:
         keys = [k for k in (rows[0]["metrics"] if rows else {}) if isinstance(rows[0]["metrics"][k], (int, float))]
         return {k: float(np.mean([r["metrics"][k] for r in rows])) for k in keys}
 
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """task -> {"seen": means, "unseen": means, "all": means}, splits without templates left out."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for task in dict.fromkeys(r["task"] for r in self.rows):
+            out[task] = {}
+            for split in ("seen", "unseen", None):
+                means = self.by_task(task, split)
+                if means:
+                    out[task][split or "all"] = means
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows}
+        return {"rows": self.rows, "summary": self.summary()}
 
 
 def evaluate(
@@ -80,16 +126,16 @@ def evaluate(
     """Evaluate every task in `config.tasks` with every template (seen and unseen)."""
     cfg = config or EvalConfig()
     result = EvalResult()
-    index = {raw: k for k, raw in enumerate(builder.catalog)}
+    index = predictor_index(predictor, builder)
+    fallback = train_mean_rating(builder)
     for task in cfg.tasks:
-        templates = builder.templates.for_task(task)
-        for tpl in templates:
+        for tpl in cfg.select_templates(builder, task):
             rng = np.random.default_rng(cfg.seed)  # the same users/negatives for every template
             examples = builder.eval_examples(task, cfg.split, rng, template_ids=[tpl.id], max_contexts=cfg.max_users)
             if not examples:
                 continue
             start = time.perf_counter()
-            metrics = _score(task, examples, predictor, index, cfg)
+            metrics = _score(task, examples, predictor, index, cfg, fallback)
             seconds = time.perf_counter() - start
             metrics["examples_per_s"] = len(examples) / max(seconds, 1e-9)
             result.rows.append(
@@ -108,8 +154,36 @@ def evaluate(
     return result
 
 
+def predictor_index(predictor: Predictor, builder: ExampleBuilder) -> dict[str, int]:
+    """Raw item ID -> the predictor's catalog position, through the ID strings both sides share.
+
+    Ranked results are positions in the predictor's ID list, which need not follow the data's
+    catalog order (a model evaluated on a re-prepared dataset); matching by ID string is exact.
+    """
+    position = {s: k for k, s in enumerate(predictor.id_strings)}
+    missing = [raw for raw in builder.catalog if builder.item_ids.get(raw) not in position]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} item(s) of the evaluation data (e.g. {missing[0]!r}) have no ID in the model's "
+            "item index: evaluate on the data the model was trained on (`--data`)"
+        )
+    return {raw: position[builder.item_ids[raw]] for raw in builder.catalog}
+
+
+def train_mean_rating(builder: ExampleBuilder) -> float:
+    """Mean training rating: what an invalid generated rating is replaced by in ``greedy_*_fallback``."""
+    ratings = builder.data.column("interactions", "rating")
+    train = [float(ratings[r]) for r in builder.splits.review_rows("train") if ratings[r] > 0]
+    return float(np.mean(train)) if train else 3.0
+
+
 def _score(
-    task: str, examples: list[Example], predictor: Predictor, index: dict[str, int], cfg: EvalConfig
+    task: str,
+    examples: list[Example],
+    predictor: Predictor,
+    index: dict[str, int],
+    cfg: EvalConfig,
+    fallback: float,
 ) -> dict[str, float]:
     prompts = [e.input for e in examples]
     kind = TASKS[task].kind
@@ -125,8 +199,13 @@ def _score(
         targets = [index[e.item] for e in examples]
         return ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
     if kind == "rating":
-        preds = predictor.rate(prompts)
-        return rating_metrics(preds, [e.meta["rating"] for e in examples])
+        truths = [e.meta["rating"] for e in examples]
+        metrics = rating_metrics(predictor.rate(prompts), truths)
+        if cfg.greedy_rating:
+            texts = predictor.generate_text(prompts, max_new_tokens=4)
+            greedy = rating_metrics(parse_ratings(texts), truths, fallback=fallback)
+            metrics.update({f"greedy_{k}": v for k, v in greedy.items() if k not in ("count",)})
+        return metrics
     if kind == "yes_no":
         answers = [parse_yes_no(t) for t in predictor.generate_text(prompts, max_new_tokens=4)]
         truth = [e.meta["label"] for e in examples]
@@ -139,19 +218,62 @@ def _score(
     return {f"bleu_{max_n}": bleu(refs, hyps, max_n=max_n), **rouge(refs, hyps)}
 
 
-def evaluate_ranker(ranker, builder: ExampleBuilder, config: EvalConfig | None = None) -> dict[str, float]:
+def parse_ratings(texts: Sequence[str], values: Sequence[str] = RATING_VALUES) -> list[float | None]:
+    """Parse generated ratings; text with no number, or a number off the rating scale, is None (invalid).
+
+    >>> parse_ratings(["4.0", "great", "9.0"])
+    [4.0, None, None]
+    """
+    low, high = min(map(float, values)), max(map(float, values))
+    out: list[float | None] = []
+    for text in texts:
+        value = parse_rating(text)
+        out.append(value if value is not None and low <= value <= high else None)
+    return out
+
+
+def ranking_examples(builder: ExampleBuilder, config: EvalConfig, task: str = "sequential") -> list[Example]:
+    """The contexts `evaluate` scores for a ranking task: same seed, same users, same candidates.
+
+    Rendered with the task's first usable template; only the contexts (user, history, target,
+    candidates) matter to a baseline.
+    """
+    if task not in ("sequential", "direct_choice"):
+        raise ValueError(f"`task` ({task!r}) must be 'sequential' or 'direct_choice'")
+    first = builder.usable_templates(task)[:1]
+    if not first:
+        raise ValueError(f"no usable {task} template: cannot choose the evaluation users")
+    rng = np.random.default_rng(config.seed)
+    return builder.eval_examples(task, config.split, rng, template_ids=[first[0].id], max_contexts=config.max_users)
+
+
+def evaluate_ranker(
+    ranker, builder: ExampleBuilder, config: EvalConfig | None = None, task: str = "sequential"
+) -> dict[str, float]:
     """Score a fitted baseline ranker (MostPop, ItemKNN, SASRec) on exactly the users the model is scored on.
 
-    The users come from the same seeded subsample as `evaluate`'s sequential examples, histories
-    are the same leave-one-out prefixes, and seen items are excluded as for the model.
+    The users come from the same seeded subsample as `evaluate`'s examples, histories are the
+    same leave-one-out prefixes, and seen items are excluded as for the model. For
+    ``task="direct_choice"`` the ranker orders the same 1 positive + 99 negatives the model sees
+    (its full ranking, restricted to the candidates).
+
+    Args:
+        ranker: a fitted :class:`~p5rec.evaluation.baselines.Ranker`.
+        builder: the example builder the model is evaluated with.
+        config: the evaluation settings (split, max_users, ks, seed).
+        task: "sequential" (full ranking) or "direct_choice" (candidate ranking).
     """
     cfg = config or EvalConfig()
-    rng = np.random.default_rng(cfg.seed)
-    first = builder.templates.for_task("sequential")[:1]
-    if not first:
-        raise ValueError("no sequential template: cannot choose the evaluation users")
-    examples = builder.eval_examples(
-        "sequential", cfg.split, rng, template_ids=[first[0].id], max_contexts=cfg.max_users
-    )
-    ranked = ranker.recommend([e.meta["history"] for e in examples], k=max(cfg.ks), exclude_seen=True)
-    return ranking_metrics(ranked, [e.item for e in examples], ks=tuple(cfg.ks))
+    examples = ranking_examples(builder, cfg, task)
+    histories = [e.meta["history"] for e in examples]
+    targets = [e.item for e in examples]
+    if task == "sequential":
+        ranked = ranker.recommend(histories, k=max(cfg.ks), exclude_seen=True)
+    else:
+        # Rank the whole catalog, then keep the candidates in that order (none is in the history).
+        full = ranker.recommend(histories, k=len(builder.catalog), exclude_seen=False)
+        ranked = []
+        for order, e in zip(full, examples, strict=True):
+            allowed = set(e.meta["candidates"])
+            ranked.append([i for i in order if i in allowed][: max(cfg.ks)])
+    return ranking_metrics(ranked, targets, ks=tuple(cfg.ks))

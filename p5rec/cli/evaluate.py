@@ -1,0 +1,179 @@
+"""`p5rec evaluate`: score a saved model on every task with P5's protocol, baselines side by side.
+
+The model directory holds its run config; the same splits are rebuilt from the same data (the
+synthetic generator's settings, or the prepared dataset it names, or `--data`), and prompts are
+rendered with the model's own item/user ID indexes and templates. Writes report.json, report.md
+and PNG plots into `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a saved model on every task, with baselines, into JSON/Markdown/PNG reports",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", required=True, help="a model directory written by training (save_pretrained)")
+    p.add_argument("--data", help="a dataset prepared by `p5rec data prepare` (default: the model's own data)")
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="which held-out split (default test)")
+    p.add_argument("--tasks", help="comma-separated tasks (default: all), e.g. sequential,rating")
+    p.add_argument("--max-users", type=int, help="users (ranking) or reviews (text, rating) per template")
+    p.add_argument("--num-beams", type=int, default=20, help="beam width for item ranking (default 20, as P5)")
+    p.add_argument("--text-beams", type=int, default=1, help="beams for explanations and summaries (default 1)")
+    p.add_argument("--templates", help="comma-separated template ids to score (default: all usable)")
+    p.add_argument("--max-templates", type=int, help="score at most N templates per task and seen/unseen split")
+    p.add_argument("--no-greedy-rating", action="store_true", help="skip the generated-rating variant")
+    p.add_argument(
+        "--baselines",
+        default="",
+        help="comma-separated: mostpop,itemknn,sasrec,mf,lead, or 'all' (default: none)",
+    )
+    p.add_argument("--sasrec-epochs", type=int, help="SASRec's maximum epochs (default 100, early stopping)")
+    p.add_argument("--export-recbole", metavar="DIR", help="also write the data as RecBole atomic files to DIR")
+    p.add_argument("--out", help="report folder (default: MODEL/eval-SPLIT)")
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass (default 32)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (default)")
+    p.add_argument("--seed", type=int, default=2022, help="seeds users, negatives and subsamples (default 2022)")
+    p.add_argument("--no-plots", action="store_true", help="write JSON and Markdown only (no matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no per-template progress lines")
+    p.set_defaults(func=run)
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def eval_config(args: argparse.Namespace):
+    """The EvalConfig the flags describe; bad values are errors naming the flag."""
+    from p5rec.evaluation.evaluate import DEFAULT_TASKS, EvalConfig
+
+    for flag in ("max_users", "max_templates", "batch_size", "sasrec_epochs"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise ValueError(f"`--{flag.replace('_', '-')}` ({value}) must be >= 1")
+    tasks = _names(args.tasks) or list(DEFAULT_TASKS)
+    return EvalConfig(
+        tasks=tasks,
+        split=args.split,
+        max_users=args.max_users,
+        num_beams=args.num_beams,
+        text_beams=args.text_beams,
+        seed=args.seed,
+        max_templates=args.max_templates,
+        templates=_names(args.templates),
+        greedy_rating=not args.no_greedy_rating,
+    )
+
+
+def rebuild_builder(rec, data_dir: str | None = None):
+    """The model's splits and examples, rendered with its own ID indexes and templates.
+
+    Returns:
+        ``(builder, data)``.
+    """
+    from p5rec.config import RunConfig
+    from p5rec.data.split import Splits
+    from p5rec.data.tables import RecData
+    from p5rec.pipeline import load_data
+    from p5rec.templates.render import ExampleBuilder
+
+    if not rec.run_config:
+        raise ValueError("the model directory stores no run config: pass the data with `--data DIR`")
+    config = RunConfig.from_dict(rec.run_config, "the model's run config")
+    if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"`--data` {data_dir} is not a folder written by `p5rec data prepare`")
+        data = RecData.load_from_disk(data_dir)
+    else:
+        source = config.data.source
+        if source != "synthetic" and not Path(source).is_dir():
+            raise FileNotFoundError(
+                f"the model was trained on {source}, which does not exist here: pass `--data DIR` "
+                "(the same dataset, prepared the same way)"
+            )
+        data = load_data(config)
+    splits = Splits.from_data(data, seed=config.data.split_seed)
+    builder = ExampleBuilder(
+        data,
+        splits,
+        dict(zip(rec.items.raw_ids(), rec.items.id_strings())),
+        dict(zip(rec.users.raw_ids(), rec.users.id_strings())),
+        rec.templates,
+        config.examples,
+    )
+    unknown_users = [u for u in data.user_ids if u not in rec.users]
+    if unknown_users:
+        raise ValueError(
+            f"{len(unknown_users)} user(s) of the data (e.g. {unknown_users[0]!r}) are not in the model's user "
+            "index: evaluate on the data the model was trained on"
+        )
+    return builder, data
+
+
+def find_train_log(model_dir: Path, run_config: dict[str, Any]) -> Path | None:
+    """``train_log.jsonl`` in the model folder, its parent, or the run's `train.output_dir`."""
+    candidates = [model_dir / "train_log.jsonl", model_dir.parent / "train_log.jsonl"]
+    output_dir = (run_config.get("train") or {}).get("output_dir")
+    if output_dir:
+        candidates.insert(1, Path(output_dir) / "train_log.jsonl")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def run(args: argparse.Namespace) -> int:
+    from p5rec.api import Recommender
+    from p5rec.evaluation.baselines import SASRecConfig
+    from p5rec.evaluation.evaluate import evaluate
+    from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines, parse_baselines
+    from p5rec.evaluation.report import build_report, markdown_table, write_report
+
+    cfg = eval_config(args)
+    baselines = parse_baselines(args.baselines)
+    model_dir = Path(args.model)
+    out = Path(args.out) if args.out else model_dir / f"eval-{cfg.split}"
+    progress = not args.no_progress
+
+    rec = Recommender.from_pretrained(model_dir, device=args.device, batch_size=args.batch_size)
+    builder, data = rebuild_builder(rec, args.data)
+    if args.export_recbole:
+        from p5rec.data.export import export_recbole
+
+        target = Path(args.export_recbole)
+        paths = export_recbole(data, target, target.name)
+        print(f"wrote RecBole atomic files {paths['inter']} and {paths['item']}")
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    result = evaluate(rec.predictor, builder, cfg, progress=progress)
+    timings["model_s"] = time.perf_counter() - start
+    if not result.rows:
+        raise ValueError(f"nothing was evaluated: no usable template for tasks {list(cfg.tasks)} on this data")
+    start = time.perf_counter()
+    sasrec = SASRecConfig(epochs=args.sasrec_epochs) if args.sasrec_epochs else None
+    scores = evaluate_baselines(builder, cfg, baselines, BaselineConfig(sasrec=sasrec), progress=progress)
+    timings["baselines_s"] = time.perf_counter() - start
+
+    meta = {
+        "model": str(model_dir),
+        "data": args.data or rec.run_config.get("data", {}).get("source"),
+        "dataset": data.name,
+        "split": cfg.split,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
+        "timings": timings,
+    }
+    report = build_report(result, scores, meta)
+    train_log = find_train_log(model_dir, rec.run_config)
+    paths = write_report(report, out, train_log=train_log, plots=not args.no_plots)
+    print(markdown_table(report).split("\nPer template:")[0])
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    if progress:
+        print(json.dumps({"timings_s": {k: round(v, 1) for k, v in timings.items()}}))
+    return 0

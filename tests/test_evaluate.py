@@ -1,0 +1,162 @@
+"""The evaluation harness on a tiny trained model: every task, seen/unseen, invalid outputs, baselines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from p5rec.evaluation.baselines import MostPop, SASRecConfig
+from p5rec.evaluation.evaluate import (
+    EvalConfig,
+    evaluate,
+    evaluate_ranker,
+    parse_ratings,
+    predictor_index,
+    ranking_examples,
+)
+from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines, parse_baselines
+from p5rec.templates.tasks import TASKS
+
+SMALL = {"max_users": 6, "max_templates": 1}
+
+
+@pytest.fixture(scope="module")
+def small_result(tiny_fit):
+    cfg = EvalConfig(**SMALL)
+    return evaluate(tiny_fit.recommender.predictor, tiny_fit.prepared.builder, cfg, progress=False)
+
+
+def test_every_task_is_scored_on_seen_and_unseen_templates(small_result, tiny_fit):
+    builder = tiny_fit.prepared.builder
+    for task in TASKS:
+        splits = {t.split for t in builder.usable_templates(task)}
+        got = {r["template_split"] for r in small_result.rows if r["task"] == task}
+        assert got == splits, task
+    # --max-templates 1: one template per task and split
+    pairs = [(r["task"], r["template_split"]) for r in small_result.rows]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_metric_keys_follow_the_p5_protocol(small_result):
+    seq = small_result.by_task("sequential", "seen")
+    for key in ("hr@1", "hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"):
+        assert 0.0 <= seq[key] <= 1.0, key
+    assert seq["hr@1"] <= seq["hr@5"] <= seq["hr@10"] <= seq["hr@20"]
+    assert 0.0 <= small_result.by_task("direct_yesno", "seen")["accuracy"] <= 1.0
+    assert set(small_result.by_task("explanation", "seen")) >= {"bleu_4", "rouge_1", "rouge_2", "rouge_l"}
+    assert set(small_result.by_task("review_summary", "seen")) >= {"bleu_2", "rouge_1", "rouge_2", "rouge_l"}
+    for task in ("rating", "review_rating"):
+        m = small_result.by_task(task, "seen")
+        assert m["invalid"] == 0  # the expected rating always answers
+        assert 1.0 <= m["rmse"] <= 4.0 and m["mae"] <= m["rmse"]
+        assert m["greedy_valid"] + m["greedy_invalid"] == m["count"]
+
+
+def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
+    cfg = EvalConfig(tasks=["direct_choice"], max_users=4, max_templates=1)
+    examples = ranking_examples(tiny_fit.prepared.builder, cfg, "direct_choice")
+    catalog = len(tiny_fit.prepared.builder.catalog)
+    for e in examples:  # 24 items: every non-history item is a candidate, the target among them
+        assert e.item in e.meta["candidates"] and len(e.meta["candidates"]) <= min(100, catalog)
+        assert not set(e.meta["candidates"]) - {e.item} & set(e.meta["history"])
+
+
+class _FakePredictor:
+    """Answers rating prompts with fixed text, to check how invalid outputs are counted."""
+
+    def __init__(self, id_strings, texts):
+        self.id_strings, self.texts = list(id_strings), texts
+
+    def rate(self, prompts):
+        return [4.0] * len(prompts)
+
+    def generate_text(self, prompts, num_beams=1, max_new_tokens=None):
+        return [self.texts[i % len(self.texts)] for i in range(len(prompts))]
+
+
+def test_invalid_generated_ratings_are_counted_never_dropped(tiny_fit):
+    builder = tiny_fit.prepared.builder
+    fake = _FakePredictor(tiny_fit.recommender.predictor.id_strings, ["5.0", "great!", "", "9.0"])
+    cfg = EvalConfig(tasks=["rating"], max_users=8, max_templates=1)
+    result = evaluate(fake, builder, cfg, progress=False)
+    row = result.rows[0]
+    m = row["metrics"]
+    assert row["n"] == 8 and m["count"] == 8
+    assert m["greedy_invalid"] == 6 and m["greedy_valid"] == 2  # no number, empty, off the 1-5 scale
+    assert m["greedy_invalid_rate"] == pytest.approx(0.75)
+    truths = [e.meta["rating"] for e in builder.eval_examples("rating", "test", np.random.default_rng(2022),
+                                                              [row["template"]], 8)]  # fmt: skip
+    valid_truths = [t for i, t in enumerate(truths) if i % 4 == 0]
+    assert m["greedy_rmse"] == pytest.approx(math.sqrt(np.mean([(5.0 - t) ** 2 for t in valid_truths])))
+    assert "greedy_rmse_fallback" in m and m["invalid"] == 0
+
+
+def test_parse_ratings_rejects_text_and_off_scale_numbers():
+    assert parse_ratings(["4.0", "3", "about 2.0 stars", "none", "0.0", "nan", "5.5"]) == [
+        4.0, 3.0, 2.0, None, None, None, None,
+    ]  # fmt: skip
+
+
+def test_config_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"`max_users` \(0\) must be a positive integer"):
+        EvalConfig(max_users=0)
+    with pytest.raises(ValueError, match=r"`max_templates` \(-1\)"):
+        EvalConfig(max_templates=-1)
+    with pytest.raises(ValueError, match=r"`num_beams` \(5\) must be >= the largest k \(20\)"):
+        EvalConfig(num_beams=5)
+    with pytest.raises(ValueError, match="unknown task"):
+        EvalConfig(tasks=["sequentail"])
+
+
+def test_predictor_index_rejects_items_the_model_does_not_know(tiny_fit):
+    builder = tiny_fit.prepared.builder
+    fake = _FakePredictor(tiny_fit.recommender.predictor.id_strings[:-1], [""])
+    with pytest.raises(ValueError, match="have no ID in the model's item index"):
+        predictor_index(fake, builder)
+    index = predictor_index(tiny_fit.recommender.predictor, builder)
+    assert sorted(index.values()) == list(range(len(builder.catalog)))
+
+
+def test_baselines_are_scored_on_the_models_users(tiny_fit):
+    builder = tiny_fit.prepared.builder
+    cfg = EvalConfig(max_users=10, max_templates=1)
+    model_users = [
+        e.user
+        for e in builder.eval_examples(
+            "sequential", "test", np.random.default_rng(cfg.seed), [builder.usable_templates("sequential")[-1].id], 10
+        )
+    ]
+    assert [e.user for e in ranking_examples(builder, cfg)] == model_users
+    scores = evaluate_baselines(
+        builder,
+        cfg,
+        ["mostpop", "itemknn", "sasrec", "mf", "lead"],
+        BaselineConfig(sasrec=SASRecConfig(epochs=2, patience=None)),
+        progress=False,
+    )
+    assert set(scores) == {"mostpop", "itemknn", "sasrec", "mf", "lead"}
+    assert set(scores["mostpop"]["tasks"]) == {"sequential", "direct_choice"}
+    pop = MostPop().fit(builder.splits.train_sequences(), builder.catalog)
+    assert scores["mostpop"]["tasks"]["sequential"] == evaluate_ranker(pop, builder, cfg)
+    # 24 items, >= 5 per user: at most 20 candidates, so every ranker puts the target in its top 20
+    for name in ("mostpop", "itemknn", "sasrec"):
+        assert scores[name]["tasks"]["direct_choice"]["hr@20"] == 1.0
+    assert set(scores["mf"]["tasks"]) == {"rating", "review_rating"}
+    assert scores["mf"]["tasks"]["rating"]["invalid"] == 0
+    assert set(scores["lead"]["tasks"]["review_summary"]) == {"bleu_2", "rouge_1", "rouge_2", "rouge_l"}
+
+
+def test_baselines_follow_the_task_selection(tiny_fit):
+    cfg = EvalConfig(tasks=["rating"], max_users=5)
+    scores = evaluate_baselines(tiny_fit.prepared.builder, cfg, ["mostpop", "mf"], progress=False)
+    assert list(scores) == ["mf"]  # MostPop answers no selected task
+
+
+def test_parse_baselines():
+    assert parse_baselines("MostPop, sasrec,mostpop") == ["mostpop", "sasrec"]
+    assert parse_baselines("all") == ["mostpop", "itemknn", "sasrec", "mf", "lead"]
+    assert parse_baselines("") == [] and parse_baselines(None) == []
+    with pytest.raises(ValueError, match=r"unknown name\(s\) \['bpr'\]"):
+        parse_baselines("mostpop,bpr")
