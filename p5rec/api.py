@@ -363,7 +363,8 @@ class Recommender:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             is_peft = hasattr(self.model, "peft_config")
-            self.model.save_pretrained(tmp / "model")
+            # A LoRA adapter holds only the trained rows of added ID tokens, never whole embedding matrices.
+            self.model.save_pretrained(tmp / "model", **({"save_embedding_layers": False} if is_peft else {}))
             if is_peft and self.run_config.get("model", {}).get("backbone") in _presets():
                 # LoRA over a scratch preset: the random base weights are part of the model. Save them
                 # without the injected LoRA layers (a copy, unloaded), or their names would not load back.

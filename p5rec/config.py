@@ -35,13 +35,22 @@ class DataConfig:
     Args:
         source: "synthetic" (built-in, generated) or the path of a dataset prepared by
             `p5rec data prepare`.
+        sources: several datasets for one multi-domain model (instead of `source`); the k-th gets
+            ID prefixes "a_", "b_", ... ("a_item_12", "a_user_3") and its own saved Recommender.
         synthetic: generator settings, used when `source` is "synthetic".
         split_seed: seed of the 8:1:1 review split.
     """
 
     source: str = "synthetic"
+    sources: list[str] = field(default_factory=list)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     split_seed: int = 2022
+
+    def __post_init__(self) -> None:
+        if self.sources and self.source != "synthetic":
+            raise ValueError(f"set `source` ({self.source!r}) or `sources` ({self.sources}), not both")
+        if len(self.sources) > 26:
+            raise ValueError(f"`sources` holds {len(self.sources)} datasets; at most 26 get an ID prefix (a_ .. z_)")
 
 
 @dataclass
@@ -50,6 +59,8 @@ class RunConfig:
 
     Args:
         data, ids, examples, model, lora, train, eval: per-stage settings.
+        validation: evaluation during training (always on the valid split; keep it small, e.g.
+            `{tasks: [sequential], max_users: 200, ks: [10], num_beams: 10}`); None: no validation.
         finetune: "full" (every weight) or "lora" (adapter through peft).
         prompts: extra prompt folders layered over the shipped defaults (later wins).
         output_dir: where the trained model directory is written.
@@ -63,12 +74,22 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    validation: EvalConfig | None = None
     prompts: list[str] = field(default_factory=list)
     output_dir: str = "runs/p5rec-model"
 
     def __post_init__(self) -> None:
         if self.finetune not in FINETUNE_MODES:
             raise ValueError(f"`finetune` must be one of {FINETUNE_MODES}, got {self.finetune!r}")
+        metric = self.train.early_stopping_metric
+        if self.validation is None:
+            if self.train.early_stopping_patience:
+                raise ValueError("`train.early_stopping_patience` needs a `validation` section to validate on")
+        elif metric.split("/")[0] not in self.validation.tasks:
+            raise ValueError(
+                f"`train.early_stopping_metric` ({metric!r}) names a task that `validation.tasks` "
+                f"({list(self.validation.tasks)}) does not evaluate"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -112,7 +133,7 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     """Build dataclass `cls` from a dict; unknown keys and wrong types name the key and `where`."""
     if not isinstance(values, dict):
-        raise TypeError(f"{where}: expected a mapping for {cls.__name__}, got {type(values).__name__}")
+        raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(values) - names)
@@ -143,15 +164,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
                 return _coerce(a, value, where)
             except (TypeError, ValueError) as e:
                 errors.append(str(e))
-        raise TypeError(errors[0] if errors else f"{where}: bad value {value!r}")
+        raise ValueError(errors[0] if errors else f"{where}: bad value {value!r}")
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"{where} must be a list, got {value!r}")
+            raise ValueError(f"{where} must be a list, got {value!r}")
         inner = args[0] if args else Any
         return [_coerce(inner, v, where) for v in value]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise TypeError(f"{where} must be a mapping, got {value!r}")
+            raise ValueError(f"{where} must be a mapping, got {value!r}")
         vt = args[1] if len(args) == 2 else Any
         return {k: _coerce(vt, v, where) for k, v in value.items()}
     if tp is Any:
@@ -160,10 +181,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return float(value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise TypeError(f"{where} must be true or false, got {value!r}")
+            raise ValueError(f"{where} must be true or false, got {value!r}")
         return value
     if tp in (int, str) and not (isinstance(value, tp) and not isinstance(value, bool)):
-        raise TypeError(f"{where} must be {tp.__name__}, got {value!r}")
+        raise ValueError(f"{where} must be {tp.__name__}, got {value!r}")
     return value
 
 

@@ -6,7 +6,11 @@ usable on its own; this module only passes one stage's output to the next.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,11 +20,15 @@ from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
 from p5rec.ids import ItemIndex, UserIndex
-from p5rec.modeling.backbone import build_scratch_model, load_pretrained, train_tokenizer
+from p5rec.modeling.backbone import add_id_tokens, build_scratch_model, load_pretrained, train_tokenizer
 from p5rec.modeling.lora import apply_lora
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
+from p5rec.training.checkpoint import resolve_resume
+from p5rec.training.mixture import MixedExamples
 from p5rec.training.trainer import TrainResult, train
+
+DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
 
 
 @dataclass
@@ -40,21 +48,45 @@ class FitResult:
     recommender: Recommender
     prepared: Prepared
     train: TrainResult
+    domains: dict[str, Recommender] = field(default_factory=dict)  # multi-domain: tag -> its Recommender
 
 
-def load_data(config: RunConfig) -> RecData:
-    """The built-in synthetic data, or a dataset prepared by `p5rec data prepare`."""
-    if config.data.source == "synthetic":
+def load_data(config: RunConfig, source: str | None = None) -> RecData:
+    """The built-in synthetic data, or a dataset prepared by `p5rec data prepare` (default `data.source`)."""
+    source = source or config.data.source
+    if source == "synthetic":
         return generate(config.data.synthetic)
-    return RecData.load_from_disk(config.data.source)
+    return RecData.load_from_disk(source)
 
 
-def prepare(config: RunConfig, data: RecData | None = None) -> Prepared:
-    """Splits, leak-free ID indexes (built on training sequences only) and the example builder."""
+def check_paths(config: RunConfig) -> None:
+    """Fail before any work when a data source, prompt folder or resume checkpoint does not exist."""
+    named = [("data.source", config.data.source)] if not config.data.sources else []
+    named += [(f"data.sources[{k}]", s) for k, s in enumerate(config.data.sources)]
+    for key, source in named:
+        if source != "synthetic" and not Path(source).is_dir():
+            raise FileNotFoundError(
+                f"`{key}` ({source!r}) is not a folder: give 'synthetic' or a dataset written by `p5rec data prepare`"
+            )
+    for k, folder in enumerate(config.prompts):
+        if not Path(folder).exists():
+            raise FileNotFoundError(f"`prompts[{k}]` ({folder!r}) does not exist")
+    if config.train.resume_from:
+        resolve_resume(config.train.resume_from, config.train.output_dir)
+
+
+def prepare(config: RunConfig, data: RecData | None = None, tag: str = "") -> Prepared:
+    """Splits, leak-free ID indexes (built on training sequences only) and the example builder.
+
+    `tag` namespaces item and user IDs ("a" -> "a_item_12", "a_user_3") for multi-domain runs.
+    """
     data = data if data is not None else load_data(config)
     splits = Splits.from_data(data, seed=config.data.split_seed)
-    items = ItemIndex.from_data(config.ids, data, splits.train_sequences())
-    users = UserIndex.build(data.user_ids, representation=config.ids.representation)
+    ids = dataclasses.replace(config.ids, prefix=f"{tag}_{config.ids.prefix}") if tag else config.ids
+    items = ItemIndex.from_data(ids, data, splits.train_sequences())
+    users = UserIndex.build(
+        data.user_ids, representation=config.ids.representation, prefix=f"{tag}_user_" if tag else "user_"
+    )
     templates = TemplateSet.load(*config.prompts)
     builder = ExampleBuilder(
         data,
@@ -67,37 +99,94 @@ def prepare(config: RunConfig, data: RecData | None = None) -> Prepared:
     return Prepared(data, splits, items, users, templates, builder)
 
 
-def build_model(config: RunConfig, prepared: Prepared):
-    """A scratch preset with a tokenizer trained on this data, or a pretrained checkpoint.
+def prepare_domains(config: RunConfig) -> list[Prepared]:
+    """One `Prepared` per dataset of `data.sources`, IDs prefixed "a_", "b_", ...; else `[prepare(config)]`."""
+    if not config.data.sources:
+        return [prepare(config)]
+    if config.ids.hierarchical and config.ids.representation == "tokens":
+        raise ValueError(
+            "`data.sources` with hierarchical token IDs would share level tokens (<a_3>) across datasets; "
+            "use `ids.representation: text` or a flat `ids.scheme`"
+        )
+    return [prepare(config, load_data(config, src), tag=DOMAIN_TAGS[k]) for k, src in enumerate(config.data.sources)]
+
+
+def build_model(config: RunConfig, prepared: Prepared | Sequence[Prepared]):
+    """A scratch preset with a tokenizer trained on this data (all datasets of a multi-domain run), or
+    a pretrained checkpoint.
 
     ID tokens (representation "tokens") are added to the vocabulary; under LoRA their embeddings
     train as peft trainable tokens.
     """
-    new_tokens = prepared.items.new_tokens() + prepared.users.new_tokens()
+    domains = [prepared] if isinstance(prepared, Prepared) else list(prepared)
+    new_tokens = [t for p in domains for t in p.items.new_tokens() + p.users.new_tokens()]
     if config.model.is_preset:
         rng = np.random.default_rng(config.train.seed)
-        corpus = [f"{e.input} {e.target}" for e in prepared.builder.train_examples(rng)]
-        corpus += prepared.items.id_strings() + prepared.users.id_strings()
+        corpus = [f"{e.input} {e.target}" for p in domains for e in p.builder.train_examples(rng)]
+        corpus += [s for p in domains for s in p.items.id_strings() + p.users.id_strings()]
         tokenizer = train_tokenizer(corpus, config.model.vocab_size, user_symbols=new_tokens)
         model = build_scratch_model(config.model, tokenizer, seed=config.train.seed)
-        new_ids: list[int] = []
+        new_ids = tokenizer.convert_tokens_to_ids(new_tokens)  # user symbols: already single pieces
     else:
         model, tokenizer = load_pretrained(config.model.backbone)
-        added = tokenizer.add_tokens(new_tokens) if new_tokens else 0
-        if added:
-            model.resize_token_embeddings(len(tokenizer))
-        new_ids = tokenizer.convert_tokens_to_ids(new_tokens) if added else []
+        new_ids = add_id_tokens(model, tokenizer, new_tokens)
     if config.finetune == "lora":
         model = apply_lora(model, config.lora, trainable_token_ids=new_ids)
     return model, tokenizer
 
 
-def fit(config: RunConfig, data: RecData | None = None, progress: bool = True) -> FitResult:
-    """Prepare the data, build the model, train it, and return a ready `Recommender`."""
-    prepared = prepare(config, data)
-    model, tokenizer = build_model(config, prepared)
-    result = train(model, tokenizer, prepared.builder, config.train, config.model, progress=progress)
-    return FitResult(make_recommender(config, prepared, model, tokenizer), prepared, result)
+def fit(
+    config: RunConfig,
+    data: RecData | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> FitResult:
+    """Prepare the data (every dataset of `data.sources`), build the model, train it (validating when
+    `config.validation` is set), and return a ready `Recommender` (one per dataset in `domains`).
+
+    `on_step(step, loop_state)` runs after each optimizer step (custom logging, tests).
+    """
+    if data is None:
+        check_paths(config)
+    domains = [prepare(config, data)] if data is not None else prepare_domains(config)
+    model, tokenizer = build_model(config, domains)
+    builder = domains[0].builder if len(domains) == 1 else MixedExamples([p.builder for p in domains])
+    validate = make_validator(config, domains, tokenizer)
+    result = train(
+        model, tokenizer, builder, config.train, config.model, progress=progress, validate=validate, on_step=on_step
+    )
+    recs = [make_recommender(config, p, model, tokenizer) for p in domains]
+    tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
+    return FitResult(recs[0], domains[0], result, tagged)
+
+
+def make_validator(
+    config: RunConfig, domains: Sequence[Prepared], tokenizer
+) -> Callable[[Any], dict[str, float]] | None:
+    """model -> {"task/metric": mean over datasets} on the valid split, or None without `config.validation`.
+
+    Only seen templates count, and the split is always "valid", whatever `validation.split` says:
+    choosing the model on the test split would leak it.
+    """
+    if config.validation is None:
+        return None
+    from p5rec.evaluation.evaluate import evaluate
+    from p5rec.inference import Predictor
+
+    cfg = dataclasses.replace(config.validation, split="valid")
+
+    def validate(model) -> dict[str, float]:
+        per_domain = []
+        for p in domains:
+            predictor = Predictor(
+                model, tokenizer, p.items.id_strings(), config.model.max_input_length, config.model.max_target_length
+            )
+            res = evaluate(predictor, p.builder, cfg, progress=False)
+            per_domain.append({f"{t}/{m}": v for t in cfg.tasks for m, v in res.by_task(t, "seen").items()})
+        keys = [k for k in per_domain[0] if all(k in d for d in per_domain) and not k.endswith("examples_per_s")]
+        return {k: float(np.mean([d[k] for d in per_domain])) for k in keys}
+
+    return validate
 
 
 def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) -> Recommender:

@@ -27,7 +27,7 @@ DEMO_SETTINGS = {
             "review": 0.15,
         },
     },
-    "eval": {"max_users": 200, "num_beams": 20},
+    "eval": {"max_users": 200, "num_beams": 20, "max_templates": 1},
 }
 
 
@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.pipeline import build_model, make_recommender, prepare
     from p5rec.training.trainer import train
 
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # per-file weight bars drown the demo's own output
     console = Console()
     config = demo_config(args)
     progress = not args.no_progress

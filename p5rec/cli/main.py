@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS: list[str] = ["demo", "data"]
+COMMANDS: list[str] = ["demo", "data", "prompts", "recommend", "serve", "evaluate", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,15 +1,16 @@
 """The language model and its tokenizer: hub/local checkpoints or offline scratch presets.
 
-Scratch presets are small T5 (or GPT-2-style) models built from a config, with a SentencePiece
+Scratch presets are small T5, GPT-2 or Llama-style models built from a config, with a SentencePiece
 tokenizer trained on the dataset's own text and IDs: this is how p5rec runs without any download
 (tests, the demo, air-gapped machines). Pretrained checkpoints (``t5-small``, ``google/flan-t5-base``,
-``gpt2``, a local path) load through the usual ``from_pretrained``.
+``facebook/bart-base``, ``gpt2``, a Llama or Qwen model, a local path) load through the usual
+``from_pretrained``: any seq2seq or causal language model of transformers.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,8 @@ from transformers import (
     AutoModelForSeq2SeqLM,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     T5Config,
@@ -32,7 +35,7 @@ PRESETS: dict[str, tuple[int, int, int, int]] = {
     "mini": (256, 4, 4, 1024),
     "small": (512, 6, 8, 2048),
 }
-ARCHITECTURES = ("t5", "gpt2")
+ARCHITECTURES = ("t5", "gpt2", "llama")
 
 
 @dataclass
@@ -42,7 +45,8 @@ class ModelConfig:
     Args:
         backbone: a preset name ("tiny", "mini", "small": built from scratch, offline) or a Hugging
             Face model id / local path ("t5-small", "google/flan-t5-base", "gpt2", ...).
-        architecture: for presets, "t5" (encoder-decoder) or "gpt2" (decoder-only).
+        architecture: for presets, "t5" (encoder-decoder), "gpt2" or "llama" (decoder-only; twice
+            the layers of the T5 stacks so the parameter count is similar). Ignored for checkpoints.
         vocab_size: SentencePiece vocabulary size for presets (the data's text and IDs).
         max_input_length / max_target_length: token limits (inputs are truncated on the left side
             of the history by the renderer, here only as a safety net).
@@ -80,13 +84,14 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
     import sentencepiece as spm
 
     sentences = [s for s in corpus if s and s.strip()]
+    symbols = list(user_symbols)
     if not sentences:
         raise ValueError("cannot train a tokenizer on an empty corpus")
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=buf,
-        vocab_size=vocab_size,
+        vocab_size=vocab_size + len(symbols),  # the symbols come on top of the text pieces
         hard_vocab_limit=False,  # a small corpus may support fewer pieces; take what it supports
         model_type="unigram",
         pad_id=0,
@@ -95,7 +100,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
         bos_id=-1,
         split_digits=True,
         character_coverage=1.0,
-        user_defined_symbols=list(user_symbols),
+        user_defined_symbols=symbols,
         input_sentence_size=2_000_000,
         shuffle_input_sentence=True,
         seed_sentencepiece_size=200_000,
@@ -131,6 +136,22 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
             tie_word_embeddings=True,
         )
         return T5ForConditionalGeneration(cfg)
+    if config.architecture == "llama":
+        cfg = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=d_model,
+            intermediate_size=d_ff,
+            num_hidden_layers=2 * layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            max_position_embeddings=config.max_input_length + config.max_target_length + 8,
+            attention_dropout=config.dropout,
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,  # as small Llama 3.2 / Qwen models do; halves the embedding cost
+        )
+        return LlamaForCausalLM(cfg)
     cfg = GPT2Config(
         vocab_size=vocab,
         n_embd=d_model,
@@ -170,6 +191,31 @@ def load_pretrained(name_or_path: str, **kwargs) -> tuple[PreTrainedModel, PreTr
             tokenizer.pad_token = tokenizer.eos_token
             model.config.pad_token_id = tokenizer.eos_token_id
     return model, tokenizer
+
+
+def add_id_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[int]:
+    """Add ID tokens to a pretrained tokenizer (and embedding rows when needed); return their ids.
+
+    Tokens the tokenizer already has (a scratch tokenizer trained with them as user symbols) keep
+    their ids. The embedding matrix grows only when the vocabulary outgrows it: checkpoints such
+    as t5-small carry spare rows (32128 for 32100 tokens), which must not be cut off.
+
+    Args:
+        model: the model whose input (and output) embeddings may need more rows.
+        tokenizer: the tokenizer to extend, in place.
+        tokens: the ID tokens (`ItemIndex.new_tokens()` + `UserIndex.new_tokens()`).
+    """
+    tokens = list(tokens)
+    if not tokens:
+        return []
+    tokenizer.add_tokens(tokens)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    unk = [t for t, i in zip(tokens, ids) if i is None or i == tokenizer.unk_token_id]
+    if unk:
+        raise ValueError(f"ID tokens {unk[:3]} did not become single tokens of {type(tokenizer).__name__}")
+    return ids
 
 
 def is_encoder_decoder(model: PreTrainedModel) -> bool:

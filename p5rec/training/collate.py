@@ -17,10 +17,13 @@ from transformers import PreTrainedTokenizerBase
 
 @dataclass
 class Encoded:
-    """Token ids per example: `input_ids` (prompt) and `labels` (target incl. eos)."""
+    """Token ids per example: `input_ids` (prompt), `labels` (target incl. eos) and, optionally, a
+    loss group per example (`groups`: task or family index) that the collator passes on as `task_ids`
+    so the loss can be split by task (uncertainty weighting)."""
 
     input_ids: list[list[int]]
     labels: list[list[int]]
+    groups: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -95,7 +98,7 @@ class Seq2SeqCollator:
         batch = pad_rows(src, self.pad)
         labels = pad_rows([self.encoded.labels[i] for i in indices], self.pad)
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
-        return batch
+        return _with_groups(batch, self.encoded, indices)
 
 
 class CausalCollator:
@@ -111,7 +114,14 @@ class CausalCollator:
         for k, i in enumerate(indices):
             labels[k, : len(self.encoded.input_ids[i])] = -100
         batch["labels"] = labels
-        return batch
+        return _with_groups(batch, self.encoded, indices)
+
+
+def _with_groups(batch: dict[str, torch.Tensor], encoded: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
+    """Add `task_ids` (B,) when the examples carry loss groups; the trainer pops it before the forward."""
+    if encoded.groups is not None:
+        batch["task_ids"] = torch.tensor([encoded.groups[i] for i in indices], dtype=torch.long)
+    return batch
 
 
 def length_grouped_batches(

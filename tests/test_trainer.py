@@ -1,0 +1,156 @@
+"""The training loop: resume on the same loss curve, learned task weights, early stopping, curves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from p5rec.training.checkpoint import list_checkpoints, resolve_resume
+from p5rec.training.trainer import TrainConfig, train
+from p5rec.training.weighting import UncertaintyWeighting, group_means, loss_groups, per_example_loss
+
+SMALL_EXAMPLES = {
+    "max_history": 5,
+    "sequential_positions": "last",
+    "task_weights": {"rating": 0.2, "explanation": 0.2, "review": 0.2},
+}
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    from p5rec.pipeline import prepare
+
+    config = tiny_config(examples=SMALL_EXAMPLES)
+    return config, prepare(config)
+
+
+def _train(prepared, train_config, **kwargs):
+    from p5rec.pipeline import build_model
+
+    config, prep = prepared
+    model, tokenizer = build_model(config, prep)
+    return model, train(model, tokenizer, prep.builder, train_config, config.model, progress=False, **kwargs)
+
+
+def _losses(result):
+    return [(e["step"], e["loss"]) for e in result.log if "loss" in e]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_continues_the_same_loss_curve(prepared, tmp_path):
+    # Dropout is on (0.1): the same curve needs the RNG states, data order and optimizer restored.
+    cfg = TrainConfig(epochs=2, batch_size=64, log_every=1, seed=1)  # 6 steps per epoch
+    _, straight = _train(prepared, cfg)
+    run = replace(cfg, output_dir=str(tmp_path), save_every=4)
+
+    def stop_at_step_10(step, state):  # 2 steps after the checkpoint at step 8, in the second epoch
+        if step == 10:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        _train(prepared, run, on_step=stop_at_step_10)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000004", "step_00000008"]
+    _, resumed = _train(prepared, replace(run, resume_from="latest"))
+    assert resumed.resumed_from.endswith("step_00000008")
+    assert resumed.steps == straight.steps == 12
+    a, b = _losses(straight), _losses(resumed)
+    assert [s for s, _ in a] == [s for s, _ in b]
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-5
+    logged = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged] == [s for s, _ in a]  # the killed run's extra lines are gone
+
+
+def test_resume_from_a_missing_checkpoint_names_the_setting(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`resume_from`.*no complete checkpoint"):
+        resolve_resume("latest", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="`resume_from` .*nope.* is not a training checkpoint"):
+        resolve_resume(str(tmp_path / "nope"), None)
+
+
+def test_uncertainty_weighting_learns_weights_and_lowers_the_loss(prepared, tmp_path):
+    cfg = TrainConfig(
+        epochs=1, batch_size=32, log_every=4, learning_rate=1e-2, loss_weighting="uncertainty", output_dir=str(tmp_path)
+    )
+    _, result = _train(prepared, cfg)
+    weights = result.task_weights
+    assert set(weights) == set(loss_groups("family"))
+    assert all(abs(w - 1.0) > 1e-3 for w in weights.values())  # every family was present and moved
+    losses = [loss for _, loss in _losses(result)]
+    assert losses[-1] < losses[0]
+    assert "weight/sequential" in result.log[-1]
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_uncertainty_objective_and_per_example_losses():
+    w = UncertaintyWeighting(["a", "b", "c"])
+    with torch.no_grad():
+        w.log_vars.copy_(torch.tensor([0.0, 1.0, 5.0]))
+    # exp(-0)*2 + 0 + exp(-1)*3 + 1; group c is absent and contributes nothing
+    got = w(torch.tensor([2.0, 3.0, 7.0]), torch.tensor([True, True, False]))
+    assert got.item() == pytest.approx(2 + 3 * torch.exp(torch.tensor(-1.0)).item() + 1)
+    means, present = group_means(torch.tensor([1.0, 3.0, 5.0]), torch.tensor([0, 0, 2]), 3)
+    assert means.tolist() == [2.0, 0.0, 5.0] and present.tolist() == [True, False, True]
+    logits = torch.zeros(2, 3, 4)  # uniform: every token costs log(4)
+    labels = torch.tensor([[1, 2, -100], [3, -100, -100]])
+    assert per_example_loss(logits, labels, True).tolist() == pytest.approx([1.3862944] * 2)
+    # decoder-only: position t predicts label t+1, so row 2 (one label, at position 0) has nothing to predict
+    assert per_example_loss(logits, labels, False).tolist() == pytest.approx([1.3862944, 0.0])
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(prepared):
+    scores = iter([0.5, 0.7, 0.6, 0.4, 0.3, 0.2])
+    snapshots = {}
+
+    def validate(model):
+        score = next(scores)
+        snapshots[score] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return {"sequential/ndcg@10": score}
+
+    cfg = TrainConfig(epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=2)
+    model, result = _train(prepared, cfg, validate=validate)
+    assert result.stopped_early and result.steps == 8  # validations at 2, 4 (best), 6, 8: two without gain
+    assert result.best_metric == 0.7 and result.best_step == 4
+    best = snapshots[0.7]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+    assert [e["valid/sequential/ndcg@10"] for e in result.log if "valid/sequential/ndcg@10" in e] == [
+        0.5,
+        0.7,
+        0.6,
+        0.4,
+    ]
+
+
+def test_lower_is_better_for_error_metrics():
+    assert not TrainConfig(early_stopping_metric="rating/rmse").higher_is_better()
+    assert TrainConfig(early_stopping_metric="sequential/hr@10").higher_is_better()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"loss_weighting": "learned"}, "`loss_weighting` must be one of"),
+        ({"save_every": 10}, "`save_every` \\(10\\) needs `output_dir`"),
+        ({"early_stopping_metric": "ndcg"}, "`early_stopping_metric` \\('ndcg'\\) must look like"),
+        ({"report_to": "mlflow"}, "`report_to` must be one of"),
+        ({"eval_every": -1}, "`eval_every` must be >= 0"),
+    ],
+)
+def test_train_config_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_curves_png_has_training_and_validation_panels(tmp_path):
+    from p5rec.training.curves import plot_curves
+
+    log = [{"step": s, "loss": 3.0 / s, "weight/rating": 1 + s / 10} for s in range(1, 6)]
+    log += [{"step": 5, "valid/sequential/ndcg@10": 0.1}]
+    path = plot_curves(log, tmp_path / "sub" / "curves.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
