@@ -50,7 +50,7 @@ def test_metric_keys_follow_the_p5_protocol(small_result):
     for task in ("rating", "review_rating"):
         m = small_result.by_task(task, "seen")
         assert m["invalid"] == 0  # the expected rating always answers
-        assert 1.0 <= m["rmse"] <= 4.0 and m["mae"] <= m["rmse"]
+        assert 0.0 < m["rmse"] <= 4.0 and m["mae"] <= m["rmse"]
         assert m["greedy_valid"] + m["greedy_invalid"] == m["count"]
 
 

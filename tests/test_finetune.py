@@ -114,7 +114,8 @@ def test_two_processes_match_one_process_with_gradient_accumulation(tmp_path):
 
     values = {**RUN, "train": {**RUN["train"], "grad_accum": 2}}
     single = fit(RunConfig.from_dict(values), progress=False).train.log
-    assert len(ddp) == len(single) > 3
-    # Every step but the last: an odd batch count pads the second process's last batch.
+    # An odd batch count ends differently: accelerate evens out the processes' batches, while one process
+    # with accumulation takes a last partial step. Every step before the end must match.
+    assert abs(len(ddp) - len(single)) <= 1 and min(len(ddp), len(single)) > 3
     for a, b in list(zip(ddp, single))[:-1]:
         assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-4)

@@ -55,3 +55,8 @@ def test_training_lowers_the_loss(tiny_fit):
     log = tiny_fit.train.log
     assert tiny_fit.train.steps > 5 and len(log) >= 2
     assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_only_the_last_batch_may_be_short():
+    batches = length_grouped_batches([5] * 105, 10, np.random.default_rng(0), mega_factor=2)
+    assert [len(b) for b in batches[:-1]] == [10] * 10 and len(batches[-1]) == 5

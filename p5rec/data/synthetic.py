@@ -109,7 +109,8 @@ def generate(config: SyntheticConfig | None = None, **overrides) -> RecData:
     item_cat = np.arange(n_items) % n_cat
     quality = rng.normal(0.0, 0.8, n_items)  # latent item quality
     salient = np.stack([rng.choice(len(FEATURES), 2, replace=False) for _ in range(n_items)])  # (N, 2)
-    popularity = rng.zipf(1.6, n_items).astype(float)
+    # Long-tailed but not degenerate popularity (p ~ 1/rank^0.8), as in a real 5-core category.
+    popularity = 1.0 / (1.0 + rng.permutation(n_items)) ** 0.8
     popularity /= popularity.sum()
     raw_ids = [f"B{rng.integers(10**8, 10**9):09d}{i:03d}"[:10] for i in range(n_items)]  # ASIN-like, unique via suffix
     raw_ids = [f"S{i:05d}{r[-4:]}" for i, r in enumerate(raw_ids)]

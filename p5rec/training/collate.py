@@ -130,7 +130,8 @@ def length_grouped_batches(
     """Shuffle, then sort by length inside windows of `mega_factor` batches, then shuffle the batches.
 
     Same idea as transformers' LengthGroupedSampler: rows in a batch have similar lengths (little
-    padding) while the batch order stays random.
+    padding) while the batch order stays random. Only the last batch may be short, and it stays
+    last: under DDP accelerate pads a short batch with repeated rows, which must not happen mid-epoch.
     """
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
@@ -140,4 +141,5 @@ def length_grouped_batches(
     for start in range(0, len(order), window):
         chunk = sorted(order[start : start + window].tolist(), key=lambda i: -lengths[i])
         batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
+    short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
+    return [batches[i] for i in rng.permutation(len(batches))] + short
