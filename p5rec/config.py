@@ -101,17 +101,23 @@ class RunConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
         """Read a YAML file, then apply `key.sub=value` overrides (values parsed as YAML scalars)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+        values = read_yaml_mapping(path)
         apply_overrides(values, overrides or [])
         return from_dict(cls, values, str(path))
+
+
+def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
+    """A config file's top-level mapping; a missing file or bad YAML is an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return values
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -117,9 +117,9 @@ def test_save_over_existing_directory_is_atomic(tiny_fit, tmp_path, monkeypatch)
 
 
 def test_lora_model_saves_adapter_and_reloads(tmp_path):
-    from p5rec.pipeline import fit
-
     from conftest import tiny_config
+
+    from p5rec.pipeline import fit
 
     result = fit(tiny_config(finetune="lora", lora={"r": 4, "alpha": 8}), progress=False)
     rec = result.recommender

@@ -14,7 +14,8 @@ def builder():
     splits = Splits.from_data(data)
     items = {raw: f"item_{k}" for k, raw in enumerate(data.item_ids, 1)}
     users = {raw: f"user_{k}" for k, raw in enumerate(data.user_ids, 1)}
-    return ExampleBuilder(data, splits, items, users, TemplateSet.load(), ExampleConfig(max_history=4, eval_candidates=10))
+    config = ExampleConfig(max_history=4, eval_candidates=10)
+    return ExampleBuilder(data, splits, items, users, TemplateSet.load(), config)
 
 
 def test_train_examples_cover_every_task_with_seen_templates_only(builder):

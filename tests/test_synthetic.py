@@ -4,8 +4,8 @@ from p5rec.data.synthetic import SyntheticConfig, generate
 
 
 def test_same_seed_same_data_other_seed_other_data():
-    a, b = generate(num_users=30, num_items=20, num_categories=2, seed=5), generate(num_users=30, num_items=20, num_categories=2, seed=5)
-    c = generate(num_users=30, num_items=20, num_categories=2, seed=6)
+    sizes = {"num_users": 30, "num_items": 20, "num_categories": 2}
+    a, b, c = generate(**sizes, seed=5), generate(**sizes, seed=5), generate(**sizes, seed=6)
     assert a.interactions.to_dict() == b.interactions.to_dict()
     assert a.interactions.to_dict() != c.interactions.to_dict()
 
@@ -27,9 +27,9 @@ def test_transitions_are_learnable():
 
     data = generate(num_users=300, num_items=50, num_categories=5, seed=0)
     pairs = Counter((a, b) for s in data.sequences().values() for a, b in zip(s, s[1:]))
-    firsts = Counter(a for a, _ in pairs.elements())
+    firsts = Counter(a for a, _next in pairs.elements())
     best = {}
-    for (a, b), n in pairs.items():
+    for (a, _next), n in pairs.items():
         best[a] = max(best.get(a, 0), n)
     share = sum(best.values()) / sum(firsts.values())
     assert share > 0.5  # the most common successor explains most transitions

@@ -64,16 +64,11 @@ def demo_config(args: argparse.Namespace):
     """Demo defaults < --config file < flags < --set overrides."""
     import copy
 
-    import yaml
-
-    from p5rec.config import RunConfig, apply_overrides, from_dict
+    from p5rec.config import RunConfig, apply_overrides, from_dict, read_yaml_mapping
 
     values = copy.deepcopy(DEMO_SETTINGS)
     if args.config:
-        path = Path(args.config)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        _merge(values, yaml.safe_load(path.read_text()) or {})
+        _merge(values, read_yaml_mapping(args.config))
     synthetic = values.setdefault("data", {}).setdefault("synthetic", {})
     synthetic["seed"] = args.seed
     values.setdefault("train", {})["seed"] = args.seed
@@ -95,6 +90,7 @@ def demo_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import transformers
     from rich.console import Console
 
     from p5rec.api import Recommender
@@ -102,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.evaluation.evaluate import EvalConfig, evaluate, evaluate_ranker
     from p5rec.pipeline import build_model, make_recommender, prepare
     from p5rec.training.trainer import train
-
-    import transformers
 
     transformers.utils.logging.disable_progress_bar()  # per-file weight bars drown the demo's own output
     console = Console()

@@ -54,20 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def train_config(args: argparse.Namespace):
     """The RunConfig of these arguments, with paths checked (no data is read yet)."""
-    import yaml
-
-    from p5rec.config import RunConfig, apply_overrides, from_dict
+    from p5rec.config import RunConfig, apply_overrides, from_dict, read_yaml_mapping
     from p5rec.pipeline import check_paths
 
     path = Path(args.config)
-    if not path.is_file():
-        raise FileNotFoundError(f"`--config` ({args.config!r}) does not exist")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+    values = read_yaml_mapping(path)
     if args.output:
         values["output_dir"] = args.output
     if args.resume:
