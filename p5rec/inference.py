@@ -94,6 +94,7 @@ class Predictor:
                     max_new_tokens=max_new,
                     num_beams=num_beams,
                     do_sample=False,
+                    no_repeat_ngram_size=4,  # small models loop ("is is is ..."); no real sentence repeats 4 pieces
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id,
                 )
