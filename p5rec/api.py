@@ -240,20 +240,24 @@ class Recommender:
         return self.explain_batch([(user, item, feature)], template)[0]
 
     def explain_batch(self, requests: Sequence[tuple[str, str, str | None]], template: str | None = None) -> list[str]:
-        prompts = []
+        chosen = []
         for user, item, feature in requests:
             self._check_user(user)
-            (item,) = self._check_items([item], "item")
+            self._check_items([item], "item")
             have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
-            tpl = self._template("explanation", template, have, prefer=("feature",) if feature else ())
-            rating = format_rating(self.predict_rating(user, item)) if "rating" in tpl.input_variables else ""
+            chosen.append(self._template("explanation", template, have, prefer=("feature",) if feature else ()))
+        # Templates that quote a rating get the predicted one: one batched pass for all of them.
+        need = [k for k, tpl in enumerate(chosen) if "rating" in tpl.input_variables]
+        ratings = dict(zip(need, self.predict_ratings([requests[k][:2] for k in need]))) if need else {}
+        prompts = []
+        for k, ((user, item, feature), tpl) in enumerate(zip(requests, chosen)):
             v = prompt_variables(
                 self.users.id_of(user),
                 (self.items.id_of(item), self._title(item)),
                 None,
                 self.max_history,
                 feature=feature or "",
-                rating=rating,
+                rating=format_rating(ratings[k]) if k in ratings else "",
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.generate_text(prompts)

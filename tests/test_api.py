@@ -131,3 +131,10 @@ def test_lora_model_saves_adapter_and_reloads(tmp_path):
     assert [i.item_id for i in back.recommend(user=user, k=3)] == [i.item_id for i in rec.recommend(user=user, k=3)]
     with torch.no_grad():
         assert any(p.requires_grad for n, p in rec.model.named_parameters() if "lora" in n)
+
+
+def test_batch_explanations_equal_single_ones(tiny_fit):
+    rec = tiny_fit.recommender
+    users, items = list(rec.histories)[:3], list(rec.catalog)[:3]
+    requests = [(users[0], items[0], "sound"), (users[1], items[1], None), (users[2], items[2], "price")]
+    assert rec.explain_batch(requests) == [rec.explain(u, i, feature=f) for u, i, f in requests]

@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from p5rec.cli.main import add_override_argument
+
 DEMO_SETTINGS = {
     # About 6 minutes on 2 idle CPU cores. The sequential task gets twice the examples: it is the one a
     # scratch model learns slowest (item-to-item transitions must be memorized, text tasks are patterns).
@@ -40,14 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "popularity baseline, save it, reload it and print recommendations.",
     )
     p.add_argument("--config", help="YAML run config layered over the demo settings")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set train.epochs=2 (repeatable)",
-    )
+    add_override_argument(p)
     p.add_argument("--data", help="a dataset prepared by `p5rec data prepare` instead of the built-in one")
     p.add_argument("--users", type=int, help="built-in data: number of users (default 1000)")
     p.add_argument("--items", type=int, help="built-in data: number of items (default 300)")

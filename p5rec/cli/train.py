@@ -19,17 +19,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from p5rec.cli.main import add_override_argument
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", required=True, help="YAML run config (see configs/)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set train.epochs=2 (repeatable)",
-    )
+    add_override_argument(p)
     p.add_argument("--output", help="where the trained model is saved (default: the config's output_dir)")
     p.add_argument(
         "--resume",
