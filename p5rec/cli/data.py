@@ -34,9 +34,7 @@ def register(subparsers: Any) -> None:
     prep.add_argument("--source", required=True, choices=SOURCE_NAMES, help="the data source")
     for flag, help_text in _FILE_FLAGS.items():
         prep.add_argument(f"--{flag}", help=help_text)
-    prep.add_argument(
-        "--columns", help='--source table: JSON map canonical -> column, e.g. \'{"user_id": "uid"}\''
-    )
+    prep.add_argument("--columns", help='--source table: JSON map canonical -> column, e.g. \'{"user_id": "uid"}\'')
     prep.add_argument("--item-columns", help="--source table: JSON map for the catalog file")
     prep.add_argument("--out", required=True, help="output dataset folder (written atomically)")
     prep.add_argument("--name", help="dataset name (default: the source name)")

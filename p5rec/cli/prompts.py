@@ -45,9 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q = sub.add_parser("render", help="fill a template with a real example from a dataset")
     q.add_argument("id", help="template id, e.g. sequential-1")
     layers(q)
-    q.add_argument(
-        "--data", help="a dataset prepared by `p5rec data prepare` (default: small built-in synthetic data)"
-    )
+    q.add_argument("--data", help="a dataset prepared by `p5rec data prepare` (default: small built-in synthetic data)")
     q.add_argument(
         "--split", default="test", choices=("train", "valid", "test"), help="which split to draw from (default test)"
     )

@@ -54,9 +54,7 @@ AMAZON2018_CATEGORIES = (
 # SHA-256 of published files we have checked; the others are downloaded unverified.
 _KNOWN_SHA256 = MappingProxyType(
     {
-        "reviews_Musical_Instruments_5.json.gz": (
-            "03f9cc27ae13a454cb4ea6cb620fb10546cc1194ef921441d1c5f34addff2748"
-        ),
+        "reviews_Musical_Instruments_5.json.gz": ("03f9cc27ae13a454cb4ea6cb620fb10546cc1194ef921441d1c5f34addff2748"),
         "Gift_Cards_5.json.gz": "41e1f0e50d3c1c9d7d949fb6315944c8bde51ea6b7429a29fdd0d02cbc07ef25",
         "meta_Gift_Cards.json.gz": "07fd154b7275ab9b1537e3802913508c7a5f84ed00f73201cd3fa18b2b51b342",
     }
@@ -83,10 +81,7 @@ KNOWN_DATASETS: Mapping[str, tuple[RemoteFile, ...]] = MappingProxyType(
             )
             for c in AMAZON2018_CATEGORIES
         },
-        **{
-            f"movielens-{v}": (_remote(f"{_MOVIELENS}/ml-{v}.zip"),)
-            for v in ("100k", "1m", "20m", "25m", "32m")
-        },
+        **{f"movielens-{v}": (_remote(f"{_MOVIELENS}/ml-{v}.zip"),) for v in ("100k", "1m", "20m", "25m", "32m")},
     }
 )
 
@@ -142,16 +137,13 @@ def download_file(
         if e.code != 416 or not have:  # 416: nothing left past `have`: the .part file is complete
             raise OSError(f"downloading {url} failed: HTTP {e.code} {e.reason}") from e
     except urllib.error.URLError as e:
-        raise OSError(
-            f"downloading {url} failed: {e.reason} (the .part file is kept; run again to resume)"
-        ) from e
+        raise OSError(f"downloading {url} failed: {e.reason} (the .part file is kept; run again to resume)") from e
     if sha256 is not None:
         got = sha256_of(part)
         if got != sha256:
             part.unlink()
             raise ValueError(
-                f"{url}: SHA-256 {got} does not match the expected `sha256` {sha256}; "
-                "the download was removed"
+                f"{url}: SHA-256 {got} does not match the expected `sha256` {sha256}; the download was removed"
             )
     os.replace(part, dest)
     return dest
@@ -168,9 +160,7 @@ def extract_zip(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
         for member in zf.namelist():
             target = (tmp / member).resolve()
             if not target.is_relative_to(tmp.resolve()):
-                raise ValueError(
-                    f"{archive}: member {member!r} would be written outside {dest}; refusing to extract"
-                )
+                raise ValueError(f"{archive}: member {member!r} would be written outside {dest}; refusing to extract")
         zf.extractall(tmp)
     entries = list(tmp.iterdir())
     # Archives such as ml-1m.zip hold a single top folder: make that folder `dest`.

@@ -128,9 +128,7 @@ def find_candidates(tokens: list[str]) -> list[tuple[str, str]]:
             continue
         # OPINION FEATURE [FEATURE]
         if j + 1 < n and is_feature_word(tokens[j + 1]):
-            bigram = (
-                f"{tokens[j + 1]} {tokens[j + 2]}" if j + 2 < n and is_feature_word(tokens[j + 2]) else ""
-            )
+            bigram = f"{tokens[j + 1]} {tokens[j + 2]}" if j + 2 < n and is_feature_word(tokens[j + 2]) else ""
             found.append((tokens[j + 1], bigram))
             continue
         # FEATURE [FEATURE] COPULA [INTENSIFIER...] OPINION
@@ -203,9 +201,7 @@ class FeatureCounter:
             min_count: the fewest occurrences for a feature to be kept (default 5).
             max_features: the vocabulary size cap (default 5000); ties are broken alphabetically.
         """
-        ranked = sorted(
-            (item for item in self.counts.items() if item[1] >= min_count), key=lambda kv: (-kv[1], kv[0])
-        )
+        ranked = sorted((item for item in self.counts.items() if item[1] >= min_count), key=lambda kv: (-kv[1], kv[0]))
         return dict(ranked[:max_features])
 
 

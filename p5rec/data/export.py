@@ -46,9 +46,7 @@ def export_recbole(data: RecData, out_dir: str | os.PathLike, name: str) -> dict
     if not isinstance(data, RecData):
         raise TypeError(f"`data` must be a RecData, got {type(data).__name__}")
     if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\t\n\r"):
-        raise ValueError(
-            f"`name` ({name!r}) must be a non-empty file stem without path separators, e.g. 'amazon'"
-        )
+        raise ValueError(f"`name` ({name!r}) must be a non-empty file stem without path separators, e.g. 'amazon'")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -100,9 +98,7 @@ def _write_atomic(path: Path, header: tuple[str, ...], rows: list[tuple[str, ...
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(
-                f, delimiter="\t", quotechar='"', quoting=csv.QUOTE_MINIMAL, lineterminator="\n"
-            )
+            writer = csv.writer(f, delimiter="\t", quotechar='"', quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
             writer.writerow(header)
             writer.writerows(rows)
         os.replace(tmp, path)

@@ -72,9 +72,7 @@ def dedupe_mask(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.n
     return keep
 
 
-def k_core_mask(
-    users: np.ndarray, items: np.ndarray, k: int, keep: np.ndarray | None = None
-) -> tuple[np.ndarray, int]:
+def k_core_mask(users: np.ndarray, items: np.ndarray, k: int, keep: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Iterative k-core: the rows left when every user and item has >= `k` of them, and the rounds taken."""
     keep = np.ones(len(users), dtype=bool) if keep is None else keep.copy()
     rounds = 0
@@ -167,9 +165,7 @@ def _read_raw(
     return users, items, to_np(u_codes, np.int32), to_np(i_codes, np.int32), to_np(times, np.int64)
 
 
-def _distribute(
-    raw_path: Path, pos: np.ndarray, block_rows: int, work: Path, counter: FeatureCounter | None
-) -> int:
+def _distribute(raw_path: Path, pos: np.ndarray, block_rows: int, work: Path, counter: FeatureCounter | None) -> int:
     """Pass 2: stream the raw rows once, sending each kept row to the spill file of its output block.
 
     Reading with plain file I/O (not a memory map) keeps the resident size at one batch.
@@ -241,9 +237,7 @@ def _finish_block(block: pa.Table, extractor: ExplanationExtractor | None) -> tu
 ItemSource = Iterable[dict[str, Any]] | Callable[[set[str]], Iterable[dict[str, Any]]]
 
 
-def _build_items(
-    items: ItemSource | None, kept: set[str], name: str
-) -> tuple[datasets.Dataset, dict[str, int]]:
+def _build_items(items: ItemSource | None, kept: set[str], name: str) -> tuple[datasets.Dataset, dict[str, int]]:
     """The catalog rows of kept items (first row wins); kept items without metadata get empty text."""
     found: dict[str, dict[str, Any]] = {}
     duplicates = 0
@@ -306,8 +300,7 @@ def build_recdata(
         users, item_codes, u, i, t = _read_raw(interactions, raw_path, max_rows)
         if len(u) == 0:
             raise ValueError(
-                f"{name}: no interactions were read (files: {info.get('files', '?')}); "
-                "check the paths and the format"
+                f"{name}: no interactions were read (files: {info.get('files', '?')}); check the paths and the format"
             )
         first = dedupe_mask(u, i, t)
         keep, rounds = k_core_mask(u, i, k_core, first)
@@ -405,16 +398,10 @@ def prepare_dataset(
         raise ValueError(f"source {source!r} needs `{missing[0]}` (flag --{missing[0].replace('_', '-')})")
     unknown = sorted(set(files) - set(spec.required) - set(spec.optional))
     if unknown:
-        raise ValueError(
-            f"source {source!r} does not take {unknown}; it takes {list(spec.required + spec.optional)}"
-        )
+        raise ValueError(f"source {source!r} does not take {unknown}; it takes {list(spec.required + spec.optional)}")
     options: dict[str, Any] = {"strict": strict, "k_core": spec.default_k_core if k_core is None else k_core}
     options.update(
-        {
-            k: v
-            for k, v in (("max_rows", max_rows), ("explanations", explanations), ("name", name))
-            if v is not None
-        }
+        {k: v for k, v in (("max_rows", max_rows), ("explanations", explanations), ("name", name)) if v is not None}
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,13 +40,9 @@ def _check_positive_int(name: str, value: object) -> int:
 
 def _per_row(name: str, lists: object, num_rows: int) -> None:
     if isinstance(lists, (str, bytes)) or not isinstance(lists, Sequence):
-        raise TypeError(
-            f"`{name}` must be a list with one list of item indices per input row, got {lists!r}."
-        )
+        raise TypeError(f"`{name}` must be a list with one list of item indices per input row, got {lists!r}.")
     if len(lists) != num_rows:
-        raise ValueError(
-            f"`{name}` has {len(lists)} lists but the batch has {num_rows} rows; pass one per row."
-        )
+        raise ValueError(f"`{name}` has {len(lists)} lists but the batch has {num_rows} rows; pass one per row.")
 
 
 def _row_filter(
@@ -64,9 +60,7 @@ def _row_filter(
     _per_row("candidates", candidates, num_rows)
     trie.count_under(candidates, name="candidates")  # validates before the set difference
     if exclude is not None:  # one exact table: candidates minus exclusions
-        candidates = [
-            sorted(set(map(int, c)) - set(map(int, e))) for c, e in zip(candidates, exclude, strict=True)
-        ]
+        candidates = [sorted(set(map(int, c)) - set(map(int, e))) for c, e in zip(candidates, exclude, strict=True)]
     return trie.count_under(candidates, name="candidates"), True
 
 
@@ -136,9 +130,7 @@ def _beam_search(
     logits = dec.start(prefix)  # (B, P + 1, V)
     scores = torch.zeros(b, device=dev)  # running log-probability per beam row
     if n_prefix:
-        prefix_logp = (
-            logits[:, :n_prefix].log_softmax(-1).gather(2, prefix.expand(b, -1)[:, :, None])[:, :, 0]
-        )
+        prefix_logp = logits[:, :n_prefix].log_softmax(-1).gather(2, prefix.expand(b, -1)[:, :, None])[:, :, 0]
         for j in range(n_prefix):  # accumulate in generation order, as `generate` does
             scores = scores + prefix_logp[:, j]
     logits = logits[:, n_prefix]  # (R, V), R = B rows now, B * num_beams after the first step
@@ -176,9 +168,7 @@ def _beam_search(
         # Finished items among the best num_beams join the pool; it keeps the best k.
         new = finished & alive & (torch.arange(n_keep, device=dev) < num_beams)
         merged_scores = torch.cat([pool_scores, torch.where(new, top_scores, -float("inf"))], dim=1)
-        merged_items = torch.cat(
-            [pool_items, torch.where(new, trie.leaf_item[top_next.clamp(min=0)], -1)], dim=1
-        )
+        merged_items = torch.cat([pool_items, torch.where(new, trie.leaf_item[top_next.clamp(min=0)], -1)], dim=1)
         pool_scores, order = merged_scores.topk(k, dim=1)
         pool_items = merged_items.gather(1, order)
 

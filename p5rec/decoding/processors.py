@@ -36,9 +36,7 @@ def _check_trie_and_prompt(trie: ItemTrie, prompt_length: int) -> None:
 def _states(trie: ItemTrie, input_ids: torch.LongTensor, prompt_length: int) -> tuple[torch.Tensor, int]:
     """Trie state of every row and the common depth (number of ID tokens generated so far)."""
     if input_ids.shape[1] < prompt_length:
-        raise ValueError(
-            f"`input_ids` has {input_ids.shape[1]} columns, fewer than `prompt_length` ({prompt_length})."
-        )
+        raise ValueError(f"`input_ids` has {input_ids.shape[1]} columns, fewer than `prompt_length` ({prompt_length}).")
     generated = input_ids[:, prompt_length:]
     return trie.to(input_ids.device).walk(generated), generated.shape[1]
 
@@ -78,11 +76,7 @@ class _ItemListLogitsProcessor(LogitsProcessor, ABC):
 
     def __init__(self, trie: ItemTrie, item_lists: Sequence[Sequence[int]], prompt_length: int):
         _check_trie_and_prompt(trie, prompt_length)
-        if (
-            isinstance(item_lists, (str, bytes))
-            or not isinstance(item_lists, Sequence)
-            or len(item_lists) == 0
-        ):
+        if isinstance(item_lists, (str, bytes)) or not isinstance(item_lists, Sequence) or len(item_lists) == 0:
             raise ValueError(
                 f"`{self._arg}` must be a non-empty list with one list of item indices per input row, "
                 f"got {item_lists!r}."

@@ -75,9 +75,7 @@ def expected_rating(
     try:
         numbers = torch.tensor([float(v) for v in values])
     except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"`values` ({list(values)}) must all parse as numbers for an expected rating."
-        ) from e
+        raise ValueError(f"`values` ({list(values)}) must all parse as numbers for an expected rating.") from e
     return rating_distribution(model, batch, tokenizer, values) @ numbers
 
 

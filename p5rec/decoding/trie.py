@@ -37,11 +37,7 @@ class ItemTrie:
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]], eos_token_id: int):
-        if (
-            isinstance(eos_token_id, bool)
-            or not isinstance(eos_token_id, (int, np.integer))
-            or eos_token_id < 0
-        ):
+        if isinstance(eos_token_id, bool) or not isinstance(eos_token_id, (int, np.integer)) or eos_token_id < 0:
             raise ValueError(f"`eos_token_id` ({eos_token_id!r}) must be a non-negative int.")
         self.eos_token_id = int(eos_token_id)
         padded, lengths = _pad_sequences(sequences, self.eos_token_id)
@@ -71,9 +67,7 @@ class ItemTrie:
         same = np.flatnonzero(leaves[order][1:] == leaves[order][:-1])
         if len(same):
             i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
-            raise ValueError(
-                f"`sequences` must be distinct, but items {i} and {j} are both {list(sequences[i])}."
-            )
+            raise ValueError(f"`sequences` must be distinct, but items {i} and {j} are both {list(sequences[i])}.")
 
         degree = np.bincount(edge_parent, minlength=num_states)
         depth = np.asarray(depth_of_state, dtype=np.int64)
@@ -232,9 +226,7 @@ def _pad_sequences(sequences: Sequence[Sequence[int]], eos: int) -> tuple[np.nda
     return padded, lengths
 
 
-def _forced_prefix(
-    first_item: np.ndarray, degree: np.ndarray, first_path: np.ndarray, eos: int
-) -> tuple[int, ...]:
+def _forced_prefix(first_item: np.ndarray, degree: np.ndarray, first_path: np.ndarray, eos: int) -> tuple[int, ...]:
     """Tokens every item starts with: follow single-child states from the root, stopping at eos."""
     prefix = []
     for d, token in enumerate(first_item):

@@ -177,8 +177,7 @@ def _as_float_array(values: Sequence[float], name: str, allow_invalid: bool) -> 
 def _check_pair(predictions: Sequence[float], truths: Sequence[float]) -> None:
     if len(predictions) != len(truths):
         raise ValueError(
-            f"`predictions` has {len(predictions)} values but `truths` has {len(truths)}: "
-            "they must be aligned"
+            f"`predictions` has {len(predictions)} values but `truths` has {len(truths)}: they must be aligned"
         )
     if len(truths) == 0:
         raise ValueError("`predictions` and `truths` are empty: there is nothing to score")
@@ -303,8 +302,7 @@ def _text_pairs(
     refs, hyps = _tokens(references, "references"), _tokens(hypotheses, "hypotheses")
     if len(refs) != len(hyps):
         raise ValueError(
-            f"`references` has {len(refs)} texts but `hypotheses` has {len(hyps)}: "
-            "pass one reference per hypothesis"
+            f"`references` has {len(refs)} texts but `hypotheses` has {len(hyps)}: pass one reference per hypothesis"
         )
     if not refs:
         raise ValueError("`references` and `hypotheses` are empty: there is nothing to score")
@@ -315,9 +313,7 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
-def bleu(
-    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int = 4
-) -> float:
+def bleu(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int = 4) -> float:
     """Corpus BLEU-`max_n` (Papineni et al., 2002) with brevity penalty, on a 0-100 scale.
 
     Clipped n-gram matches and candidate n-gram counts are summed over the whole corpus before
@@ -377,9 +373,7 @@ def _lcs_length(a: list[str], b: list[str]) -> int:
     return prev[-1]
 
 
-def rouge(
-    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]
-) -> dict[str, float]:
+def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]) -> dict[str, float]:
     """ROUGE-1, ROUGE-2 and ROUGE-L F1 (Lin, 2004), averaged over examples, on a 0-100 scale.
 
     For each pair, with tokens from :func:`tokenize` (lowercase, punctuation dropped, no

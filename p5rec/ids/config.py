@@ -61,13 +61,10 @@ class IdConfig:
         if self.scheme not in SCHEMES:
             raise ValueError(f"`scheme` ({self.scheme!r}) must be one of {list(SCHEMES)}")
         if self.representation not in REPRESENTATIONS:
-            raise ValueError(
-                f"`representation` ({self.representation!r}) must be one of {list(REPRESENTATIONS)}"
-            )
+            raise ValueError(f"`representation` ({self.representation!r}) must be one of {list(REPRESENTATIONS)}")
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise ValueError(
-                f"`prefix` ({self.prefix!r}) must start with a letter and contain only letters and '_', "
-                "e.g. 'item_'"
+                f"`prefix` ({self.prefix!r}) must start with a letter and contain only letters and '_', e.g. 'item_'"
             )
         minimum = {"seed": 0, "num_clusters": 2, "max_leaf_size": 1, "max_depth": 1, "window": 1}
         minimum["embedding_dim"] = 1

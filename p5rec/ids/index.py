@@ -338,9 +338,7 @@ def _semantic_inputs(
     if embeddings is not None:
         emb = np.asarray(embeddings)
         if emb.ndim != 2 or emb.shape[0] != len(items):
-            raise ValueError(
-                f"`embeddings` must have shape (len(item_ids), d) = ({len(items)}, d), got {emb.shape}"
-            )
+            raise ValueError(f"`embeddings` must have shape (len(item_ids), d) = ({len(items)}, d), got {emb.shape}")
         if not np.issubdtype(emb.dtype, np.number) or not np.isfinite(emb).all():
             raise ValueError("`embeddings` must be finite numbers (found NaN, inf or a non-numeric dtype)")
         return emb

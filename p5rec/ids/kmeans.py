@@ -46,9 +46,7 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator, x_sq: np.ndarray
     return centers
 
 
-def kmeans(
-    x: np.ndarray, k: int, seed: int | Sequence[int] = 0, max_iter: int = 50, tol: float = 1e-6
-) -> np.ndarray:
+def kmeans(x: np.ndarray, k: int, seed: int | Sequence[int] = 0, max_iter: int = 50, tol: float = 1e-6) -> np.ndarray:
     """Cluster the rows of `x` into at most `k` groups; returns labels `0..m-1` (m <= k).
 
     Labels are renumbered by the first row of each cluster, so they do not depend on the

@@ -51,9 +51,7 @@ def validate_paths(paths: Sequence[str | os.PathLike], include_defaults: bool = 
             problems.append(Problem(str(src), None, None, "missing", "prompt folder or file does not exist"))
             continue
         if not files:
-            problems.append(
-                Problem(str(src), None, None, "missing", "no .yaml or .yml file in this folder", "warning")
-            )
+            problems.append(Problem(str(src), None, None, "missing", "no .yaml or .yml file in this folder", "warning"))
         layer: dict[str, PromptTemplate] = {}
         for file in files:
             templates, found = read_template_file_problems(file)

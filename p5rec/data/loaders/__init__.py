@@ -38,13 +38,9 @@ SOURCES: tuple[Source, ...] = (
         5,
         "Amazon 2014 reviews_*.json.gz + meta_*.json.gz",
     ),
-    Source(
-        "amazon2018", load_amazon2018, ("reviews",), ("meta",), 5, "Amazon 2018 <Category>[_5].json.gz + meta"
-    ),
+    Source("amazon2018", load_amazon2018, ("reviews",), ("meta",), 5, "Amazon 2018 <Category>[_5].json.gz + meta"),
     Source("amazon2023", load_amazon2023, ("reviews",), ("meta",), 5, "Amazon 2023 <Category>.jsonl + meta"),
-    Source(
-        "yelp", load_yelp, ("reviews",), ("business",), 5, "Yelp Open Dataset review.json + business.json"
-    ),
+    Source("yelp", load_yelp, ("reviews",), ("business",), 5, "Yelp Open Dataset review.json + business.json"),
     Source(
         "movielens",
         load_movielens,

@@ -89,9 +89,7 @@ def iter_records(
         keep: when given, a line whose `id_field` value is visibly not in `keep` is skipped
             unparsed: a cheap pre-filter for metadata files far larger than the kept catalog.
     """
-    id_pattern = (
-        re.compile(rf"""["']{re.escape(id_field)}["']\s*:\s*["']([^"']*)["']""") if keep is not None else None
-    )
+    id_pattern = re.compile(rf"""["']{re.escape(id_field)}["']\s*:\s*["']([^"']*)["']""") if keep is not None else None
     for lineno, line in iter_lines(path):
         if id_pattern is not None:
             match = id_pattern.search(line)
@@ -121,9 +119,7 @@ def _parse_line(line: str, python_literals: bool) -> Any:
         return json.loads(line)  # some 2014 metadata dumps were re-released as strict JSON
 
 
-def parse_rows(
-    path: str | os.PathLike, log: ParseLog, records: Iterator[tuple[int, Any]], parse
-) -> Iterator[dict]:
+def parse_rows(path: str | os.PathLike, log: ParseLog, records: Iterator[tuple[int, Any]], parse) -> Iterator[dict]:
     """Apply `parse` to each record; a MalformedLine it raises becomes a `log` entry with file:line."""
     for lineno, record in records:
         try:

@@ -121,9 +121,7 @@ def iter_meta(
     return parse_rows(path, log, records, parse)
 
 
-def _load(
-    release: int, reviews: Path_, meta: Path_ | None, name: str | None, strict: bool, **options: Any
-) -> RecData:
+def _load(release: int, reviews: Path_, meta: Path_ | None, name: str | None, strict: bool, **options: Any) -> RecData:
     if release not in (2014, 2018, 2023):
         raise ValueError(f"`release` ({release}) must be 2014, 2018 or 2023")
     log = ParseLog(strict)

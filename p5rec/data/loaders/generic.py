@@ -47,9 +47,7 @@ def _check_mapping(columns: dict[str, str], allowed: tuple[str, ...], what: str)
         raise ValueError(f"`{what}` has unknown key(s) {unknown}; the canonical columns are {list(allowed)}")
     missing = [c for c in ("user_id", "item_id") if c in allowed and c not in columns]
     if missing:
-        raise ValueError(
-            f"`{what}` must map {missing} to a column of the file, e.g. {{'{missing[0]}': 'your_column'}}"
-        )
+        raise ValueError(f"`{what}` must map {missing} to a column of the file, e.g. {{'{missing[0]}': 'your_column'}}")
 
 
 def iter_file(path: str | os.PathLike, log: ParseLog, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
@@ -89,9 +87,7 @@ def _timestamp(value: Any, unit: str) -> int:
             try:
                 moment = datetime.fromisoformat(str(value).strip())
             except ValueError:
-                raise MalformedLine(
-                    f"field `timestamp` is neither a number nor an ISO date ({value!r})"
-                ) from None
+                raise MalformedLine(f"field `timestamp` is neither a number nor an ISO date ({value!r})") from None
         else:
             return int(number // 1000) if unit == "ms" else int(number)
     if moment.tzinfo is None:

@@ -38,17 +38,13 @@ def _layout(path: str | os.PathLike) -> str:
     return "100k"
 
 
-def _csv_rows(
-    path: str | os.PathLike, log: ParseLog, header: tuple[str, ...]
-) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(path: str | os.PathLike, log: ParseLog, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of a headed CSV file whose first columns must be `header`."""
     with open_text(path) as f:
         reader = csv.reader(f)
         first = next(reader, None)
         if first is None or tuple(c.strip() for c in first[: len(header)]) != header:
-            raise ValueError(
-                f"{Path(path).name}:1: expected a header starting with {','.join(header)}, got {first!r}"
-            )
+            raise ValueError(f"{Path(path).name}:1: expected a header starting with {','.join(header)}, got {first!r}")
         for fields in reader:
             if fields:
                 yield reader.line_num, fields
@@ -93,9 +89,7 @@ def iter_movies(path: str | os.PathLike, log: ParseLog) -> Iterator[dict[str, An
     for lineno, fields in rows:
         if layout == "100k":
             if len(fields) < 5 + len(ML100K_GENRES):
-                log.bad(
-                    path, lineno, f"expected {5 + len(ML100K_GENRES)} `|`-separated fields, got {len(fields)}"
-                )
+                log.bad(path, lineno, f"expected {5 + len(ML100K_GENRES)} `|`-separated fields, got {len(fields)}")
                 continue
             flags = fields[5 : 5 + len(ML100K_GENRES)]
             genres = [g for g, flag in zip(ML100K_GENRES, flags, strict=True) if flag.strip() == "1"]

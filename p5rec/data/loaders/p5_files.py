@@ -41,9 +41,7 @@ def read_datamaps(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, st
         elif f"{kind}2id" in maps:
             out.append({str(v): str(k) for k, v in maps[f"{kind}2id"].items()})
         else:
-            raise ValueError(
-                f"{path.name}: neither `id2{kind}` nor `{kind}2id` is present (keys: {sorted(maps)})"
-            )
+            raise ValueError(f"{path.name}: neither `id2{kind}` nor `{kind}2id` is present (keys: {sorted(maps)})")
     return out[0], out[1]
 
 
@@ -78,9 +76,7 @@ def iter_sequences(
 
 
 def _meta_rows(path: str | os.PathLike, log: ParseLog, keep: set[str]) -> Iterator[dict[str, Any]]:
-    return parse_rows(
-        path, log, iter_records(path, log, python_literals=True, id_field="asin", keep=keep), _meta_2014
-    )
+    return parse_rows(path, log, iter_records(path, log, python_literals=True, id_field="asin", keep=keep), _meta_2014)
 
 
 def _load(

@@ -42,9 +42,7 @@ def iter_reviews(path: str | os.PathLike, log: ParseLog) -> Iterator[dict[str, A
     return parse_rows(path, log, iter_records(path, log), _review)
 
 
-def iter_businesses(
-    path: str | os.PathLike, log: ParseLog, keep: set[str] | None = None
-) -> Iterator[dict[str, Any]]:
+def iter_businesses(path: str | os.PathLike, log: ParseLog, keep: set[str] | None = None) -> Iterator[dict[str, Any]]:
     """Stream catalog rows from a Yelp business file (name as title, categories, "city, state")."""
     return parse_rows(path, log, iter_records(path, log, id_field="business_id", keep=keep), _business)
 

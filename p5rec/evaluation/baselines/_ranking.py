@@ -33,9 +33,7 @@ def check_catalog(items: Sequence[str]) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, item in enumerate(items):
         if item in index:
-            raise ValueError(
-                f"`items` lists {item!r} twice (positions {index[item]} and {i}); IDs must be unique"
-            )
+            raise ValueError(f"`items` lists {item!r} twice (positions {index[item]} and {i}); IDs must be unique")
         index[item] = i
     return index
 
@@ -44,8 +42,7 @@ def encode_sequences(train_sequences: dict[str, list[str]], index: dict[str, int
     """Map each user's items to catalog indices; an item outside the catalog is an error."""
     if not isinstance(train_sequences, dict):
         raise TypeError(
-            "`train_sequences` must be a dict user_id -> [item_id, ...], "
-            f"got {type(train_sequences).__name__}"
+            f"`train_sequences` must be a dict user_id -> [item_id, ...], got {type(train_sequences).__name__}"
         )
     out = {}
     for user, seq in train_sequences.items():
@@ -101,9 +98,7 @@ class CatalogRanker(ABC):
     _popularity: np.ndarray  # training interaction count per catalog item
     _tie_rank: np.ndarray  # position of each item in the tie-break order
 
-    def _fit_catalog(
-        self, train_sequences: dict[str, list[str]], items: Sequence[str]
-    ) -> dict[str, np.ndarray]:
+    def _fit_catalog(self, train_sequences: dict[str, list[str]], items: Sequence[str]) -> dict[str, np.ndarray]:
         index = check_catalog(items)
         encoded = encode_sequences(train_sequences, index)
         popularity = np.zeros(len(index), dtype=np.int64)
@@ -137,8 +132,7 @@ class CatalogRanker(ABC):
                 out.append(np.fromiter((self._index[i] for i in history), dtype=np.int64, count=len(history)))
             except KeyError as e:
                 raise ValueError(
-                    f"`histories`[{u}] contains item {e.args[0]!r}, "
-                    "which is not in the catalog passed to fit()"
+                    f"`histories`[{u}] contains item {e.args[0]!r}, which is not in the catalog passed to fit()"
                 ) from None
         return out
 

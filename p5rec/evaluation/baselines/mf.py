@@ -128,9 +128,7 @@ class BiasedMF:
         for p in params.values():
             p.requires_grad_(True)
         with torch_threads(cfg.num_threads):
-            self._train(
-                params, u_idx, i_idx, target, generator, valid, valid_r if valid is not None else None
-            )
+            self._train(params, u_idx, i_idx, target, generator, valid, valid_r if valid is not None else None)
         return self
 
     def _train(
@@ -196,9 +194,7 @@ class BiasedMF:
         if isinstance(users, str) or isinstance(items, str):
             raise TypeError("`users` and `items` must be lists of IDs, not single strings")
         if len(users) != len(items):
-            raise ValueError(
-                f"`users` has {len(users)} IDs but `items` has {len(items)}: they must be aligned"
-            )
+            raise ValueError(f"`users` has {len(users)} IDs but `items` has {len(items)}: they must be aligned")
         u = np.array([self._user_index.get(x, -1) for x in users], dtype=np.int64)
         i = np.array([self._item_index.get(x, -1) for x in items], dtype=np.int64)
         p = self._params
@@ -213,9 +209,7 @@ class BiasedMF:
         return pred
 
 
-def _check_triples(
-    users: Sequence[str], items: Sequence[str], ratings: Sequence[float], what: str
-) -> np.ndarray:
+def _check_triples(users: Sequence[str], items: Sequence[str], ratings: Sequence[float], what: str) -> np.ndarray:
     if isinstance(users, str) or isinstance(items, str):
         raise TypeError(f"{what}`users` and `items` must be lists of IDs, not single strings")
     if not len(users) == len(items) == len(ratings):

@@ -82,9 +82,7 @@ class ItemKNN(CatalogRanker):
         rows, cols = sim.row[off_diagonal], sim.col[off_diagonal]
         values = sim.data[off_diagonal] / (norms[rows] * norms[cols] + self.shrink)
         # Row i of the pruned matrix holds candidate i's top neighbours; score = H @ pruned.T.
-        pruned = _keep_top_per_row(
-            sp.csr_matrix((values, (rows, cols)), shape=(n_items, n_items)), self.neighbors
-        )
+        pruned = _keep_top_per_row(sp.csr_matrix((values, (rows, cols)), shape=(n_items, n_items)), self.neighbors)
         self._weights = pruned.T.tocsr()
         return self
 

@@ -79,9 +79,7 @@ class SASRecConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_heads` ({self.num_heads})"
-            )
+            raise ValueError(f"`hidden_size` ({self.hidden_size}) must be divisible by `num_heads` ({self.num_heads})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` ({self.dropout!r}) must be in [0, 1)")
         if not self.lr > 0:
@@ -98,9 +96,7 @@ class _PointWiseFeedForward(nn.Module):
 
     def __init__(self, d: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(d, d), nn.Dropout(dropout), nn.ReLU(), nn.Linear(d, d), nn.Dropout(dropout)
-        )
+        self.net = nn.Sequential(nn.Linear(d, d), nn.Dropout(dropout), nn.ReLU(), nn.Linear(d, d), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -117,8 +113,7 @@ class SASRecModel(nn.Module):
         self.emb_dropout = nn.Dropout(p)
         self.attention_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-8) for _ in range(config.num_blocks))
         self.attentions = nn.ModuleList(
-            nn.MultiheadAttention(d, config.num_heads, dropout=p, batch_first=True)
-            for _ in range(config.num_blocks)
+            nn.MultiheadAttention(d, config.num_heads, dropout=p, batch_first=True) for _ in range(config.num_blocks)
         )
         self.ffn_norms = nn.ModuleList(nn.LayerNorm(d, eps=1e-8) for _ in range(config.num_blocks))
         self.ffns = nn.ModuleList(_PointWiseFeedForward(d, p) for _ in range(config.num_blocks))
