@@ -13,6 +13,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.decoding import ItemTrie, expected_rating, recommend_items
+from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import RATING_VALUES
 from p5rec.training.collate import encode_prompts
@@ -68,7 +69,7 @@ class Predictor:
     ) -> list[list[tuple[int, float]]]:
         """Top-`k` distinct catalog items per prompt as (item index, log-probability), best first."""
         out: list[list[tuple[int, float]]] = []
-        with self._lock:
+        with self._lock, attention_kernels(self.device):
             for start, batch in self._batches(prompts):
                 n = batch["input_ids"].shape[0]
                 out += recommend_items(
@@ -87,7 +88,7 @@ class Predictor:
         """Free text (explanations, summaries, yes/no): greedy or beam search, unconstrained."""
         out: list[str] = []
         max_new = max_new_tokens or self.max_target_length
-        with self._lock:
+        with self._lock, attention_kernels(self.device):
             for _, batch in self._batches(prompts):
                 gen = self.model.generate(
                     **batch,
@@ -107,7 +108,7 @@ class Predictor:
     def rate(self, prompts: Sequence[str]) -> list[float]:
         """Expected star rating under the model's distribution over "1.0" ... "5.0"."""
         out: list[float] = []
-        with self._lock:
+        with self._lock, attention_kernels(self.device):
             for _, batch in self._batches(prompts):
                 out += expected_rating(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
         return out

@@ -154,3 +154,40 @@ def test_curves_png_has_training_and_validation_panels(tmp_path):
     log += [{"step": 5, "valid/sequential/ndcg@10": 0.1}]
     path = plot_curves(log, tmp_path / "sub" / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_diverged_loss_stops_training_with_the_step_and_keeps_earlier_checkpoints(prepared, tmp_path):
+    from p5rec.pipeline import build_model
+
+    config, prep = prepared
+    model, tokenizer = build_model(config, prep)
+    forward = model.forward
+    calls = {"n": 0}
+
+    def nan_from_the_fifth_batch(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] >= 5:
+            out.loss = out.loss * float("nan")
+        return out
+
+    model.forward = nan_from_the_fifth_batch
+    cfg = TrainConfig(epochs=2, batch_size=64, log_every=1, output_dir=str(tmp_path), save_every=2)
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 5 \(epoch 0.*learning_rate"):
+        train(model, tokenizer, prep.builder, cfg, config.model, progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000002", "step_00000004"]
+    logged = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in logged] == [1, 2, 3, 4]  # the NaN step is not logged as a loss
+
+
+def test_gpu_attention_leaves_out_cudnn_only_inside_the_block():
+    from p5rec.modeling.attention import attention_kernels
+
+    backends = torch.backends.cuda
+    before = (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled())
+    with attention_kernels("cuda"):  # the flags are process settings: no GPU needed to check them
+        assert not backends.cudnn_sdp_enabled()
+        assert backends.flash_sdp_enabled() and backends.mem_efficient_sdp_enabled()
+    assert (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled()) == before
+    with attention_kernels("cpu"):  # CPU: nothing changes
+        assert backends.cudnn_sdp_enabled() == before[0]

@@ -15,6 +15,8 @@ import torch
 from transformers import DynamicCache, EncoderDecoderCache
 from transformers.modeling_outputs import BaseModelOutput
 
+from p5rec.modeling.attention import attention_kernels, model_device
+
 
 def check_batch(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """`(input_ids, attention_mask)` of `batch`, validated."""
@@ -40,11 +42,11 @@ def _shape(x: object) -> str:
 
 @contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run in eval mode (no dropout) and restore the model's mode afterwards."""
+    """Run in eval mode (no dropout), without gradients and with shape-agnostic attention kernels; restore the mode."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), attention_kernels(model_device(model)):
             yield
     finally:
         model.train(was_training)
@@ -142,9 +144,7 @@ class Decoder:
             )
         else:
             n, length = tokens.shape
-            self.attention_mask = torch.cat(
-                [self.attention_mask, self.attention_mask.new_ones(n, length)], dim=1
-            )
+            self.attention_mask = torch.cat([self.attention_mask, self.attention_mask.new_ones(n, length)], dim=1)
             pos = self.next_pos[:, None] + torch.arange(length, device=self.device)
             self.next_pos = self.next_pos + length
             out = self.model(

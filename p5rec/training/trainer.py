@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
+from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import ModelConfig, is_encoder_decoder
 from p5rec.templates.render import Example
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
@@ -381,7 +382,7 @@ def train(
             model.train()
             for batch in batches:
                 task_ids = batch.pop("task_ids", None)
-                with accelerator.accumulate(model):
+                with accelerator.accumulate(model), attention_kernels(accelerator.device):
                     out = model(**batch)
                     if weighting is None:
                         loss = objective = out.loss
@@ -403,7 +404,16 @@ def train(
                         scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 state["batch"] += 1
-                state["running"][0] += accelerator.reduce(loss.detach().float(), "mean").item()
+                value = accelerator.reduce(loss.detach().float(), "mean").item()
+                if not math.isfinite(value):
+                    # NaN gradients have already reached the weights: every later step would be wasted.
+                    raise FloatingPointError(
+                        f"training diverged: the loss is {value} at step {state['step'] + 1} (epoch {epoch}, "
+                        f"learning rate {scheduler.get_last_lr()[0]:.2e}, mixed precision "
+                        f"{config.mixed_precision!r}). Lower `train.learning_rate`, keep `max_grad_norm`, "
+                        "or train in full precision; checkpoints saved before this step are intact."
+                    )
+                state["running"][0] += value
                 state["running"][1] += 1
                 if not accelerator.sync_gradients:
                     continue
