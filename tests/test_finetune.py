@@ -99,7 +99,13 @@ def test_two_processes_match_one_process_with_gradient_accumulation(tmp_path):
 
     path = _write(tmp_path, {**RUN, "output_dir": str(tmp_path / "ddp")})
     # On CPU, `accelerate launch --cpu --num_processes 2` needs mpirun; torchrun (gloo) is what it wraps on GPUs.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "ACCELERATE_USE_CPU": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     proc = subprocess.run(
         [*launch, str(ROOT / "scripts" / "finetune.py"), "--config", str(path), "--no-progress"],
@@ -112,7 +118,7 @@ def test_two_processes_match_one_process_with_gradient_accumulation(tmp_path):
     assert (tmp_path / "ddp" / "p5rec_config.json").is_file()
     ddp = [json.loads(x) for x in (tmp_path / "ddp-train" / "train_log.jsonl").read_text().splitlines()]
 
-    values = {**RUN, "train": {**RUN["train"], "grad_accum": 2}}
+    values = {**RUN, "train": {**RUN["train"], "grad_accum": 2, "cpu": True}}  # both runs on CPU, also on GPU boxes
     single = fit(RunConfig.from_dict(values), progress=False).train.log
     # An odd batch count ends differently: accelerate evens out the processes' batches, while one process
     # with accumulation takes a last partial step. Every step before the end must match.
