@@ -1,13 +1,13 @@
 """Quality benchmark: the whole pipeline on Amazon 2014 Musical Instruments, baselines side by side.
 
-Prepares the 5-core reviews, trains the "mini" preset from scratch on every task (CPU), then runs
-``p5rec evaluate`` in-process with MostPop, ItemKNN, SASRec, BiasedMF and the lead sentence on the
-same splits, prints the table and writes it to ``docs/benchmarks.md``. The default budget fits in
-about 25 minutes on 2 shared CPU cores, which means a *very* short training run: the numbers say
-what such a budget buys, not what P5 reaches after hours on a GPU.
+Prepares the 5-core reviews, trains a preset ("mini" by default) from scratch on every task, then
+runs ``p5rec evaluate`` in-process with MostPop, ItemKNN, SASRec, BiasedMF and the lead sentence on
+the same splits, prints the table and writes it to ``docs/benchmarks.md`` (one section per preset
+and device kind). The default budget, about 13 minutes on one CPU core, is a *very* short training
+run: the numbers say what such a budget buys, not what P5 reaches after hours on a GPU.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_quality.py                       # ~25 min on 2 cores
-    python benchmarks/bench_quality.py --epochs 10 --task-scale 1 --max-users 0   # the full run (GPU)
+    python benchmarks/bench_quality.py                                        # the CPU table (~13 min)
+    python benchmarks/bench_quality.py --epochs 12 --batch-size 64 --max-users 500 --threads 8   # GPU table
     python benchmarks/bench_quality.py --reuse-model                          # evaluate a trained model again
 """
 
@@ -41,7 +41,7 @@ def run_config(args: argparse.Namespace, data_dir: Path, run_dir: Path):
     values = {
         "data": {"source": str(data_dir)},
         "model": {
-            "backbone": "mini",
+            "backbone": args.backbone,
             "vocab_size": args.vocab_size,
             "max_input_length": args.max_input_length,
             "max_target_length": 32,
@@ -53,6 +53,7 @@ def run_config(args: argparse.Namespace, data_dir: Path, run_dir: Path):
             "log_every": 10,
             "output_dir": str(run_dir),
             "seed": args.seed,
+            "mixed_precision": args.mixed_precision,
         },
         "examples": {
             "max_history": 20,
@@ -67,18 +68,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reviews", default=REVIEWS, help="reviews_Musical_Instruments_5.json.gz")
     parser.add_argument("--work", default="/tmp/p5rec-bench-quality", help="data, model and reports go here")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--task-scale", type=float, default=0.4, help="multiplier on the task mix")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--task-scale", type=float, default=1.0, help="multiplier on the task mix")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--vocab-size", type=int, default=3000)
     parser.add_argument("--max-input-length", type=int, default=128)
-    parser.add_argument("--max-users", type=int, default=100, help="users/reviews per template (0: all)")
+    parser.add_argument("--max-users", type=int, default=200, help="users/reviews per template (0: all)")
     parser.add_argument("--max-templates", type=int, default=1, help="templates per task and split (0: all)")
     parser.add_argument("--num-beams", type=int, default=20)
     parser.add_argument("--sasrec-epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--backbone", default="mini", help="model preset (default mini)")
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="GPU only")
     parser.add_argument("--reuse-model", action="store_true", help="skip training when WORK/run/model exists")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the results are written to")
     args = parser.parse_args()
@@ -135,16 +138,19 @@ def main() -> None:
         raise SystemExit(f"p5rec evaluate failed with exit code {code}")
 
     table = (eval_dir / "report.md").read_text()
-    command = "OMP_NUM_THREADS=2 python benchmarks/bench_quality.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}"
-        for k, v in vars(args).items()
-        if k in ("epochs", "task_scale", "max_users", "max_templates", "num_beams", "batch_size", "lr")
+    shown = ("backbone", "epochs", "task_scale", "max_users", "max_templates", "num_beams", "batch_size", "lr")
+    command = f"OMP_NUM_THREADS={args.threads} python benchmarks/bench_quality.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in shown
     )
+    command += f" --threads {args.threads}"
+    if args.mixed_precision != "no":
+        command += f" --mixed-precision {args.mixed_precision}"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     header = [
-        "## Quality: Amazon 2014 Musical Instruments (5-core), mini preset, CPU",
+        f"## Quality: Amazon 2014 Musical Instruments (5-core), {args.backbone} preset, {device}",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, torch threads {args.threads}, "
+        f"Machine: {platform.processor() or platform.machine()}, {device}, torch threads {args.threads}, "
         f"torch {torch.__version__}  ",
         f"Training: {train_info.get('steps', '?')} steps, {train_info.get('examples', '?')} examples, "
         f"{timings.get('train_s', float('nan')):.0f} s; evaluation + baselines {timings['evaluate_s']:.0f} s  ",
@@ -156,7 +162,8 @@ def main() -> None:
     print(text)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    marker = "<!-- bench_quality -->"
+    # One section per (preset, device kind): a GPU run does not replace the CPU table.
+    marker = f"<!-- bench_quality {args.backbone} {'cuda' if torch.cuda.is_available() else 'cpu'} -->"
     previous = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
     before = previous.split(marker)[0] if marker in previous else previous.rstrip() + "\n\n"
     after = previous.split(marker)[2] if previous.count(marker) >= 2 else ""
