@@ -29,6 +29,22 @@ def test_causal_batch_puts_loss_on_target_only():
     assert batch["labels"].tolist() == [[-100, -100, 11, 1]]
 
 
+def test_causal_batch_with_loss_on_prompt_predicts_every_real_token_after_the_first():
+    enc = encode(_Tok(), ["a bb", "ccc"], ["x", "y"], max_input_length=16, max_target_length=8)
+    batch = CausalCollator(enc, 0, 1, loss_on_prompt=True)([0, 1])
+    assert batch["input_ids"].tolist() == [[11, 12, 11, 1], [13, 11, 1, 0]]
+    assert batch["labels"].tolist() == [[-100, 12, 11, 1], [-100, 11, 1, -100]]
+
+
+def test_loss_on_prompt_is_refused_for_an_encoder_decoder():
+    from conftest import tiny_config
+
+    from p5rec.pipeline import fit
+
+    with pytest.raises(ValueError, match="loss_on_prompt` needs a decoder-only backbone"):
+        fit(tiny_config(train={"loss_on_prompt": True}), progress=False)
+
+
 def test_long_prompts_keep_their_end_and_targets_end_with_eos():
     enc = encode(_Tok(), ["a b c d e f"], ["x y z w"], max_input_length=4, max_target_length=3)
     assert enc.input_ids == [[11, 11, 11]]  # the last 3 words; eos makes 4

@@ -102,17 +102,18 @@ class Seq2SeqCollator:
 
 
 class CausalCollator:
-    """Joins prompt + target for a decoder-only model; the loss covers the target only."""
+    """Joins prompt + target for a decoder-only model; the loss covers the target only, or with
+    `loss_on_prompt` the prompt too (the history is then also learned as a sequence of items)."""
 
-    def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int) -> None:
-        self.encoded, self.pad = encoded, pad_token_id
+    def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int, loss_on_prompt: bool = False) -> None:
+        self.encoded, self.pad, self.loss_on_prompt = encoded, pad_token_id, loss_on_prompt
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         rows = [self.encoded.input_ids[i] + self.encoded.labels[i] for i in indices]
         batch = pad_rows(rows, self.pad)
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         for k, i in enumerate(indices):
-            labels[k, : len(self.encoded.input_ids[i])] = -100
+            labels[k, : 1 if self.loss_on_prompt else len(self.encoded.input_ids[i])] = -100
         batch["labels"] = labels
         return _with_groups(batch, self.encoded, indices)
 

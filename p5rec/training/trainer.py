@@ -80,6 +80,8 @@ class TrainConfig:
         early_stopping_patience: validations without improvement before stopping (0: never stop).
         report_to: None, "tensorboard" or "wandb" (optional packages, through accelerate).
         plot: write `curves.png` into `output_dir` at the end (needs matplotlib: `p5rec[plot]`).
+        loss_on_prompt: decoder-only backbones: the loss also covers the prompt, so every history
+            in it trains next-item prediction at each position, not only at its end.
     """
 
     epochs: int = 10
@@ -104,6 +106,7 @@ class TrainConfig:
     early_stopping_patience: int = 0
     report_to: str | None = None
     plot: bool = True
+    loss_on_prompt: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -228,7 +231,11 @@ def train(
         project_dir=config.output_dir,
     )
     encoder_decoder = is_encoder_decoder(model)
-    collator_cls = Seq2SeqCollator if encoder_decoder else CausalCollator
+    if encoder_decoder and config.loss_on_prompt:
+        raise ValueError(
+            "`train.loss_on_prompt` needs a decoder-only backbone (model.architecture gpt2 or llama, or a "
+            "GPT-style checkpoint); this model is an encoder-decoder, whose prompt is not predicted"
+        )
     weighting = None
     if config.loss_weighting == "uncertainty":
         group_names = loss_groups(config.weighting_groups)
@@ -251,7 +258,10 @@ def train(
             enc.groups = [group_index[group_of(e.task, config.weighting_groups)] for e in examples]
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         batches = length_grouped_batches(lengths, config.batch_size, rng)
-        collate = collator_cls(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
+        if encoder_decoder:
+            collate = Seq2SeqCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
+        else:
+            collate = CausalCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id, config.loss_on_prompt)
         # Its own generator: starting an iteration draws a seed, and from the global RNG that draw
         # would shift the dropout stream of a resumed run (its RNG is restored, then a loader starts).
         loader = DataLoader(
