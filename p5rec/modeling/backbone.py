@@ -151,7 +151,7 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=True,  # as small Llama 3.2 / Qwen models do; halves the embedding cost
         )
-        return LlamaForCausalLM(cfg)
+        return _causal_loss(LlamaForCausalLM(cfg))
     cfg = GPT2Config(
         vocab_size=vocab,
         n_embd=d_model,
@@ -166,7 +166,13 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return GPT2LMHeadModel(cfg)
+    return _causal_loss(GPT2LMHeadModel(cfg))
+
+
+def _causal_loss(model: PreTrainedModel) -> PreTrainedModel:
+    """Name the loss transformers already uses, so it does not warn "`loss_type=None` ... unrecognized"."""
+    model.loss_type = "ForCausalLM"
+    return model
 
 
 def load_pretrained(name_or_path: str, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
