@@ -42,6 +42,7 @@ def run_config(args: argparse.Namespace, data_dir: Path, run_dir: Path):
         "data": {"source": str(data_dir)},
         "model": {
             "backbone": args.backbone,
+            "architecture": args.architecture,
             "vocab_size": args.vocab_size,
             "max_input_length": args.max_input_length,
             "max_target_length": 32,
@@ -54,6 +55,7 @@ def run_config(args: argparse.Namespace, data_dir: Path, run_dir: Path):
             "output_dir": str(run_dir),
             "seed": args.seed,
             "mixed_precision": args.mixed_precision,
+            "loss_on_prompt": args.loss_on_prompt,
         },
         "examples": {
             "max_history": 20,
@@ -81,6 +83,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--backbone", default="mini", help="model preset (default mini)")
+    parser.add_argument("--architecture", default="t5", choices=["t5", "gpt2", "llama"], help="preset family")
+    parser.add_argument("--loss-on-prompt", action="store_true", help="decoder-only: train on the prompt too")
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="GPU only")
     parser.add_argument("--reuse-model", action="store_true", help="skip training when WORK/run/model exists")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the results are written to")
@@ -145,9 +149,15 @@ def main() -> None:
     command += f" --threads {args.threads}"
     if args.mixed_precision != "no":
         command += f" --mixed-precision {args.mixed_precision}"
+    if args.architecture != "t5":
+        command += f" --architecture {args.architecture}"
+    if args.loss_on_prompt:
+        command += " --loss-on-prompt"
+    variant = args.backbone if args.architecture == "t5" else f"{args.backbone} {args.architecture}"
+    variant += " + loss on prompt" if args.loss_on_prompt else ""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     header = [
-        f"## Quality: Amazon 2014 Musical Instruments (5-core), {args.backbone} preset, {device}",
+        f"## Quality: Amazon 2014 Musical Instruments (5-core), {variant} preset, {device}",
         "",
         f"Command: `{command}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {device}, torch threads {args.threads}, "
@@ -162,8 +172,11 @@ def main() -> None:
     print(text)
     doc = Path(args.doc)
     doc.parent.mkdir(parents=True, exist_ok=True)
-    # One section per (preset, device kind): a GPU run does not replace the CPU table.
-    marker = f"<!-- bench_quality {args.backbone} {'cuda' if torch.cuda.is_available() else 'cpu'} -->"
+    # One section per (model variant, device kind): a GPU run does not replace the CPU table.
+    kind = "cuda" if torch.cuda.is_available() else "cpu"
+    slug = args.backbone + ("" if args.architecture == "t5" else f"-{args.architecture}")
+    slug += "-loss-on-prompt" if args.loss_on_prompt else ""
+    marker = f"<!-- bench_quality {slug} {kind} -->"
     previous = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
     before = previous.split(marker)[0] if marker in previous else previous.rstrip() + "\n\n"
     after = previous.split(marker)[2] if previous.count(marker) >= 2 else ""
