@@ -7,6 +7,7 @@ types are errors naming the file and the key, raised before any work starts.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import os
 import types
@@ -171,11 +172,13 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             except (TypeError, ValueError) as e:
                 errors.append(str(e))
         raise ValueError(errors[0] if errors else f"{where}: bad value {value!r}")
-    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+    if origin in (list, tuple, collections.abc.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where} must be a list, got {value!r}")
         inner = args[0] if args else Any
-        return [_coerce(inner, v, where) for v in value]
+        items = [_coerce(inner, v, where) for v in value]
+        # YAML has lists only; tuple and Sequence fields get tuples, as their defaults are.
+        return items if origin is list or tp is list else tuple(items)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{where} must be a mapping, got {value!r}")

@@ -32,3 +32,18 @@ def test_bad_config_names_file_and_key(tmp_path, text, match):
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         RunConfig.from_yaml(tmp_path / "nope.yaml")
+
+
+def test_a_config_survives_a_round_trip_through_a_plain_dict():
+    import json
+
+    assert RunConfig.from_dict(RunConfig().to_dict()) == RunConfig()
+    config = RunConfig.from_dict({"eval": {"tasks": ["sequential", "rating"], "ks": [5, 10]}})
+    again = RunConfig.from_dict(json.loads(json.dumps(config.to_dict())))  # as saved with a model
+    assert again == config
+    assert isinstance(again.eval.ks, tuple) and again.eval.ks == (5, 10)
+
+
+def test_a_string_where_a_list_belongs_is_an_error():
+    with pytest.raises(ValueError, match=r"`eval`: `tasks` must be a list, got 'sequential'"):
+        RunConfig.from_dict({"eval": {"tasks": "sequential"}})

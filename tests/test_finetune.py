@@ -37,7 +37,7 @@ def _write(tmp_path: Path, values: dict, name: str = "run.yaml") -> Path:
 @pytest.mark.parametrize("name", ["musical_instruments_cpu", "beauty_t5_small", "qwen_lora"])
 def test_shipped_configs_load(name):
     config = RunConfig.from_yaml(ROOT / "configs" / f"{name}.yaml")
-    assert config.validation is not None and config.validation.tasks == ["sequential"]
+    assert config.validation is not None and config.validation.tasks == ("sequential",)
     assert config.train.save_every > 0 and config.train.output_dir
 
 
