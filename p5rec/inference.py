@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec.decoding import ItemTrie, expected_rating, recommend_items
+from p5rec.decoding import ItemTrie, expected_rating, rating_distribution, recommend_items
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import RATING_VALUES
@@ -102,6 +102,18 @@ class Predictor:
                 if not self.encoder_decoder:
                     gen = gen[:, batch["input_ids"].shape[1] :]
                 out += [t.strip() for t in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
+        return out
+
+    @torch.inference_mode()
+    def answer_distribution(self, prompts: Sequence[str], answers: Sequence[str]) -> list[list[float]]:
+        """Per prompt, the probability of each fixed answer (e.g. "yes", "no"), renormalised over them.
+
+        Exact teacher-forced scores, so there is no invalid output to count, unlike free generation.
+        """
+        out: list[list[float]] = []
+        with self._lock, attention_kernels(self.device):
+            for _, batch in self._batches(prompts):
+                out += rating_distribution(self.model, batch, self.tokenizer, values=tuple(answers)).tolist()
         return out
 
     @torch.inference_mode()

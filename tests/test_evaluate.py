@@ -160,3 +160,41 @@ def test_parse_baselines():
     assert parse_baselines("") == [] and parse_baselines(None) == []
     with pytest.raises(ValueError, match=r"unknown name\(s\) \['bpr'\]"):
         parse_baselines("mostpop,bpr")
+
+
+class _YesNoStub:
+    """A predictor whose P("yes") is scripted: 0.9 for true pairs except one, 0.2 for false ones."""
+
+    def __init__(self, id_strings):
+        self.id_strings = id_strings
+        self.answers = None
+
+    def answer_distribution(self, prompts, answers):
+        self.answers = answers
+        return [[p, 1 - p] for p in self.p_yes]
+
+    def generate_text(self, prompts, max_new_tokens=None, num_beams=1):
+        return ["yes. sure"] * (len(prompts) - 1) + ["perhaps"]
+
+
+def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(tiny_fit):
+    predictor = tiny_fit.recommender.predictor
+    cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1)
+    stub = _YesNoStub(predictor.id_strings)
+    builder = tiny_fit.prepared.builder
+    template = builder.usable_templates("direct_yesno", "seen")[0]
+    examples = builder.eval_examples("direct_yesno", "test", np.random.default_rng(cfg.seed), [template.id])
+    labels = [bool(e.meta["label"]) for e in examples[:12]]
+    assert True in labels and False in labels
+    stub.p_yes = [0.9 if y else 0.2 for y in labels]
+    wrong = labels.index(True)
+    stub.p_yes[wrong] = 0.1  # one positive scored below every negative: wrong, and it costs AUC
+    from p5rec.evaluation.evaluate import _score
+
+    m = _score("direct_yesno", examples[:12], stub, {}, cfg, fallback=3.0)
+    n_pos, n_neg = labels.count(True), labels.count(False)
+    assert stub.answers == ("yes", "no")  # the template's own renderings
+    assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))
+    assert m["auc"] == pytest.approx((n_pos - 1) / n_pos)  # its n_neg pairs are lost out of n_pos * n_neg
+    assert m["greedy_invalid"] == 1 and m["greedy_accuracy"] == pytest.approx((n_pos - (labels[-1] is True)) / 12)
+    assert n_neg > 0

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from p5rec.evaluation.metrics import (
+    binary_auc,
     bleu,
     hit_rate_at_k,
     mae,
@@ -203,3 +204,14 @@ def test_text_input_errors():
         rouge([3], ["a"])
     with pytest.raises(ValueError, match=r"`max_n` \(0\) must be a positive integer"):
         bleu(["a"], ["a"], max_n=0)
+
+
+def test_binary_auc_by_hand():
+    # positives 0.8, 0.4; negatives 0.5, 0.1: pairs (0.8>0.5) (0.8>0.1) (0.4<0.5) (0.4>0.1) -> 3/4
+    assert binary_auc([0.8, 0.5, 0.4, 0.1], [True, False, True, False]) == pytest.approx(0.75)
+    # a tie between a positive and a negative counts one half: (0.5 + 0) / 2
+    assert binary_auc([0.7, 0.7, 0.9], [True, False, False]) == pytest.approx(0.25)
+    assert binary_auc([0.3, 0.3, 0.3], [True, False, True]) == pytest.approx(0.5)  # constant scores
+    assert math.isnan(binary_auc([0.1, 0.2], [True, True]))  # one class only
+    with pytest.raises(ValueError):
+        binary_auc([0.1, float("nan")], [True, False])

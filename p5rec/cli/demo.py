@@ -175,7 +175,7 @@ def _print_table(console, results, pop_metrics: dict[str, float]) -> None:
     shown = {
         "sequential": ["hr@5", "ndcg@5", "hr@10", "ndcg@10"],
         "direct_choice": ["hr@1", "hr@5", "ndcg@5"],
-        "direct_yesno": ["accuracy"],
+        "direct_yesno": ["accuracy", "auc"],
         "rating": ["rmse", "mae"],
         "review_rating": ["rmse", "mae"],
         "explanation": ["bleu_4", "rouge_1", "rouge_l"],

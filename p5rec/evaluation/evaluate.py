@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.evaluation.metrics import bleu, ranking_metrics, rating_metrics, rouge
+from p5rec.evaluation.metrics import binary_auc, bleu, ranking_metrics, rating_metrics, rouge
 from p5rec.inference import Predictor
 from p5rec.templates.load import PromptTemplate
 from p5rec.templates.render import Example, ExampleBuilder
@@ -42,9 +42,10 @@ class EvalConfig:
             unseen), in file order; None scores all. P5 reports every template; on a CPU budget
             one or two per split keep the seen/unseen comparison at a fraction of the cost.
         templates: only these template ids (None: all usable ones).
-        greedy_rating: also decode ratings greedily without constraint and parse the text
-            (``greedy_*`` metrics, unparseable or out-of-range outputs counted as invalid); the
-            main ``rmse``/``mae`` read the expected rating, which is never invalid.
+        greedy_rating: also decode ratings and yes/no answers greedily without constraint and
+            parse the text (``greedy_*`` metrics, unparseable or out-of-range outputs counted as
+            invalid); the main ``rmse``/``mae`` read the expected rating and the yes/no
+            ``accuracy``/``auc`` the probability of "yes" against "no", which are never invalid.
     """
 
     tasks: Sequence[str] = DEFAULT_TASKS
@@ -207,11 +208,21 @@ def _score(
             metrics.update({f"greedy_{k}": v for k, v in greedy.items() if k not in ("count",)})
         return metrics
     if kind == "yes_no":
-        answers = [parse_yes_no(t) for t in predictor.generate_text(prompts, max_new_tokens=4)]
-        truth = [e.meta["label"] for e in examples]
-        valid = [a is not None for a in answers]
-        correct = sum(1 for a, t in zip(answers, truth) if a is not None and a == t)
-        return {"accuracy": correct / len(examples), "invalid": float(len(examples) - sum(valid))}
+        truth = [bool(e.meta["label"]) for e in examples]
+        # The template's own renderings of the two answers ("yes"/"no" unless a custom template differs).
+        yes = next((e.target for e in examples if e.meta["label"]), "yes")
+        no = next((e.target for e in examples if not e.meta["label"]), "no")
+        p_yes = [row[0] for row in predictor.answer_distribution(prompts, (yes, no))]
+        metrics = {
+            "accuracy": sum((p > 0.5) == t for p, t in zip(p_yes, truth)) / len(examples),
+            "auc": binary_auc(p_yes, truth),
+        }
+        if cfg.greedy_rating:
+            answers = [parse_yes_no(t) for t in predictor.generate_text(prompts, max_new_tokens=4)]
+            correct = sum(1 for a, t in zip(answers, truth) if a is not None and a == t)
+            metrics["greedy_accuracy"] = correct / len(examples)
+            metrics["greedy_invalid"] = float(sum(a is None for a in answers))
+        return metrics
     hyps = predictor.generate_text(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "binary_auc",
     "bleu",
     "hit_rate_at_k",
     "mae",
@@ -264,6 +265,32 @@ def rating_metrics(
         out["rmse_fallback"] = float(np.sqrt(np.mean((filled - t) ** 2)))
         out["mae_fallback"] = float(np.mean(np.abs(filled - t)))
     return out
+
+
+def binary_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative.
+
+    Ties count one half (average ranks, the Mann-Whitney U statistic). NaN when only one class is
+    present. For yes/no recommendation it says whether the model *orders* pairs well even when
+    its threshold is off (a model answering "yes" to everything has accuracy 0.5 and any AUC).
+    """
+    s = _finite(scores, "scores")
+    y = np.asarray([bool(v) for v in labels])
+    _check_pair(s, y)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    sorted_s = s[order]
+    i = 0
+    while i < len(s):  # average rank over each run of tied scores
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 # -------------------------------------------------------------------------------------------- text
