@@ -69,7 +69,7 @@ class Predictor:
     ) -> list[list[tuple[int, float]]]:
         """Top-`k` distinct catalog items per prompt as (item index, log-probability), best first."""
         out: list[list[tuple[int, float]]] = []
-        with self._lock, attention_kernels(self.device):
+        with self._lock:
             for start, batch in self._batches(prompts):
                 n = batch["input_ids"].shape[0]
                 out += recommend_items(
@@ -111,7 +111,7 @@ class Predictor:
         Exact teacher-forced scores, so there is no invalid output to count, unlike free generation.
         """
         out: list[list[float]] = []
-        with self._lock, attention_kernels(self.device):
+        with self._lock:
             for _, batch in self._batches(prompts):
                 out += rating_distribution(self.model, batch, self.tokenizer, values=tuple(answers)).tolist()
         return out
@@ -120,7 +120,7 @@ class Predictor:
     def rate(self, prompts: Sequence[str]) -> list[float]:
         """Expected star rating under the model's distribution over "1.0" ... "5.0"."""
         out: list[float] = []
-        with self._lock, attention_kernels(self.device):
+        with self._lock:
             for _, batch in self._batches(prompts):
                 out += expected_rating(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
         return out
