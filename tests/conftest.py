@@ -24,6 +24,19 @@ def tiny_config(**sections):
     return from_dict(RunConfig, values, "tiny test config")
 
 
+def untrained_recommender(num_users: int, num_items: int):
+    """A Recommender over an untrained tiny model: for tests of plumbing (CLI, server), not quality."""
+    from p5rec.pipeline import build_model, make_recommender, prepare
+
+    config = tiny_config(
+        data={"synthetic": {"num_users": num_users, "num_items": num_items, "num_categories": 3}},
+        model={"backbone": "tiny", "vocab_size": 200},
+    )
+    prepared = prepare(config)
+    model, tokenizer = build_model(config, prepared)
+    return make_recommender(config, prepared, model.eval(), tokenizer)
+
+
 @pytest.fixture(scope="session")
 def tiny_fit():
     """A FitResult from a one-epoch run on 40 users x 24 items."""

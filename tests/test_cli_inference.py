@@ -7,11 +7,10 @@ import json
 import re
 
 import pytest
+from conftest import untrained_recommender
 
 from p5rec.api import Recommender
 from p5rec.cli.main import main
-from p5rec.config import RunConfig, from_dict
-from p5rec.pipeline import build_model, prepare
 
 NUM_USERS, NUM_ITEMS = 12, 20
 
@@ -19,23 +18,7 @@ NUM_USERS, NUM_ITEMS = 12, 20
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     # An untrained tiny model saved the normal way: the commands are about I/O, not quality.
-    cfg = from_dict(
-        RunConfig,
-        {
-            "data": {"synthetic": {"num_users": NUM_USERS, "num_items": NUM_ITEMS, "num_categories": 3}},
-            "model": {"backbone": "tiny", "vocab_size": 200},
-        },
-        "test",
-    )
-    prepared = prepare(cfg)
-    model, tokenizer = build_model(cfg, prepared)
-    d = prepared.data
-    rows = zip(d.items["item_id"], d.items["title"], d.items["category"])
-    catalog = {i: {"title": t, "category": c} for i, t, c in rows}
-    rec = Recommender(
-        model, tokenizer, prepared.items, prepared.users, catalog, prepared.splits.sequences,
-        prepared.templates, cfg.to_dict(),
-    )  # fmt: skip
+    rec = untrained_recommender(NUM_USERS, NUM_ITEMS)
     path = tmp_path_factory.mktemp("cli") / "model"
     rec.save_pretrained(path)
     return path

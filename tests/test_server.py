@@ -12,9 +12,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
+from conftest import untrained_recommender  # noqa: E402
+
 from p5rec.api import Recommender  # noqa: E402
-from p5rec.config import RunConfig, from_dict  # noqa: E402
-from p5rec.pipeline import build_model, prepare  # noqa: E402
 from p5rec.server import RecommendBatcher, RecommendRequest, create_app, serve_in_thread  # noqa: E402
 
 NUM_ITEMS = 24
@@ -23,23 +23,7 @@ NUM_ITEMS = 24
 @pytest.fixture(scope="module")
 def rec() -> Recommender:
     # An untrained tiny model: serving is about plumbing, and training would cost a minute here.
-    cfg = from_dict(
-        RunConfig,
-        {
-            "data": {"synthetic": {"num_users": 30, "num_items": NUM_ITEMS, "num_categories": 3}},
-            "model": {"backbone": "tiny", "vocab_size": 200},
-        },
-        "test",
-    )
-    prepared = prepare(cfg)
-    model, tokenizer = build_model(cfg, prepared)
-    d = prepared.data
-    rows = zip(d.items["item_id"], d.items["title"], d.items["category"])
-    catalog = {i: {"title": t, "category": c} for i, t, c in rows}
-    return Recommender(
-        model.eval(), tokenizer, prepared.items, prepared.users, catalog, prepared.splits.sequences,
-        prepared.templates, cfg.to_dict(),
-    )  # fmt: skip
+    return untrained_recommender(30, NUM_ITEMS)
 
 
 @pytest.fixture(scope="module")
