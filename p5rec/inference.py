@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec.decoding import ItemTrie, expected_rating, rating_distribution, recommend_items
+from p5rec.decoding import ItemTrie, answer_distribution, expected_rating, recommend_items
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import RATING_VALUES
@@ -113,7 +113,7 @@ class Predictor:
         out: list[list[float]] = []
         with self._lock:
             for _, batch in self._batches(prompts):
-                out += rating_distribution(self.model, batch, self.tokenizer, values=tuple(answers)).tolist()
+                out += answer_distribution(self.model, batch, self.tokenizer, tuple(answers)).tolist()
         return out
 
     @torch.inference_mode()

@@ -24,6 +24,8 @@ from p5rec.decoding import (
     ExcludeItemsLogitsProcessor,
     ItemTrie,
     TrieConstraintLogitsProcessor,
+    answer_distribution,
+    answer_trie,
     expected_rating,
     predict_rating,
     rating_distribution,
@@ -390,6 +392,18 @@ def test_rating_distribution_expected_and_greedy(sp_tokenizer):
         rating_distribution(model, batch, tok, ("1.0", "1.0"))
     with pytest.raises(ValueError, match="must all parse as numbers"):
         expected_rating(model, batch, tok, ("good", "bad"))
+
+
+def test_answer_distribution_is_the_softmax_of_the_exact_answer_scores(sp_tokenizer):
+    tok = sp_tokenizer
+    model = _t5(seed=2, vocab=len(tok))
+    batch = dict(tok(["would user_3 buy item_7 ?", "user_9 and item_2 ?"], padding=True, return_tensors="pt"))
+    probs = answer_distribution(model, batch, tok, ("yes", "no"))
+    scores = score_items(model, batch, answer_trie(tok, ("yes", "no")))
+    assert probs.shape == (2, 2) and torch.allclose(probs, scores.softmax(-1))
+    assert torch.allclose(probs[:, 0] / probs[:, 1], (scores[:, 0] - scores[:, 1]).exp(), rtol=1e-4)
+    with pytest.raises(ValueError, match=r"`answers` must be a non-empty list of answer strings"):
+        answer_distribution(model, batch, tok, "yes")
 
 
 # ------------------------------------------------------------------------------------ fixtures

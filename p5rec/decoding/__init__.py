@@ -1,4 +1,4 @@
-"""Constrained decoding: item IDs from a tensor trie, exact scorers, rating read-outs."""
+"""Constrained decoding: item IDs from a tensor trie, exact scorers, rating and answer read-outs."""
 
 from p5rec.decoding.generate import recommend_items, score_items
 from p5rec.decoding.processors import (
@@ -6,7 +6,14 @@ from p5rec.decoding.processors import (
     ExcludeItemsLogitsProcessor,
     TrieConstraintLogitsProcessor,
 )
-from p5rec.decoding.rating import expected_rating, predict_rating, rating_distribution, rating_trie
+from p5rec.decoding.rating import (
+    answer_distribution,
+    answer_trie,
+    expected_rating,
+    predict_rating,
+    rating_distribution,
+    rating_trie,
+)
 from p5rec.decoding.reference import build_dict_trie, reference_recommend_items
 from p5rec.decoding.trie import ItemTrie, RowItemCounts
 
@@ -16,6 +23,8 @@ __all__ = [
     "ItemTrie",
     "RowItemCounts",
     "TrieConstraintLogitsProcessor",
+    "answer_distribution",
+    "answer_trie",
     "build_dict_trie",
     "expected_rating",
     "predict_rating",
