@@ -213,6 +213,61 @@ def test_failed_save_leaves_the_previous_dataset_intact(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json.gz", "b.json.gz", "ds"]
 
 
+def test_prepare_refuses_a_folder_of_other_files_and_deletes_nothing(tmp_path, capsys):
+    reviews = write_gz(tmp_path / "reviews_x.json.gz", grid(5, 5))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    (out / "items").mkdir()  # a name p5rec also uses does not make it a dataset
+    rc = main(["data", "prepare", "--source", "amazon2014", "--reviews", str(reviews), "--out", str(out)])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "`out`" in err and "is not a p5rec dataset and is not empty (thesis.tex)" in err and "--overwrite" in err
+    assert (out / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "reviews_x.json.gz"]  # no scratch left
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        prepare_dataset("amazon2014", out / "thesis.tex", reviews=reviews)
+
+    # --overwrite writes the dataset into the folder and still keeps the user's files.
+    rc = main(["data", "prepare", "--source", "amazon2014", "--reviews", str(reviews), "--out", str(out), "--overwrite"])
+    assert rc == 0
+    assert (out / "thesis.tex").read_text() == "years of work"
+    assert RecData.load_from_disk(out).stats()["interactions"] == 25
+    # A dataset folder is replaced without the flag; files the user put in it stay.
+    prepare_dataset("amazon2014", out, reviews=write_gz(tmp_path / "b.json.gz", grid(6, 6)))
+    assert RecData.load_from_disk(out).stats()["interactions"] == 36
+    assert sorted(p.name for p in out.iterdir()) == ["interactions", "items", "p5rec_data.json", "thesis.tex"]
+
+
+def test_prepare_into_an_empty_folder_is_allowed(tmp_path):
+    (tmp_path / "empty").mkdir()
+    data = prepare_dataset("amazon2014", tmp_path / "empty", reviews=write_gz(tmp_path / "a.json.gz", grid(5, 5)))
+    assert data.stats()["interactions"] == 25
+
+
+def test_a_killed_prepare_leaves_scratch_that_the_next_run_removes(tmp_path):
+    """kill -9 mid-save: the hidden work folders stay behind, and the next prepare beside them cleans them."""
+    import os
+    import subprocess
+    import sys
+
+    reviews = write_gz(tmp_path / "reviews_x.json.gz", grid(5, 5))
+    out = tmp_path / "good"
+    script = (
+        "import os, signal, datasets\n"
+        "from p5rec.data.prepare import prepare_dataset\n"
+        "datasets.Dataset.save_to_disk = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"prepare_dataset('amazon2014', {str(out)!r}, reviews={str(reviews)!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert proc.returncode == -9
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".good.")]
+    assert len(left) == 2, "a work folder and a half-saved dataset are left by the killed run"
+    (tmp_path / ".good.not-ours").mkdir()  # not named by p5rec: never touched
+    prepare_dataset("amazon2014", out, reviews=reviews)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".good.not-ours", "good", "reviews_x.json.gz"]
+
+
 def test_format_stats_lists_counts_and_malformed_samples():
     data = build_recdata("t", [event("u", "a", 1), event("u", "b", 2)], explanations=False)
     data.info["malformed"] = {"count": 1, "samples": ["f.json:3: missing field `asin`"]}

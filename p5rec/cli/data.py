@@ -36,7 +36,14 @@ def register(subparsers: Any) -> None:
         prep.add_argument(f"--{flag}", help=help_text)
     prep.add_argument("--columns", help='--source table: JSON map canonical -> column, e.g. \'{"user_id": "uid"}\'')
     prep.add_argument("--item-columns", help="--source table: JSON map for the catalog file")
-    prep.add_argument("--out", required=True, help="output dataset folder (written atomically)")
+    prep.add_argument(
+        "--out", required=True, help="output dataset folder: new, empty or an earlier dataset (written atomically)"
+    )
+    prep.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into --out even if it is a non-empty folder that is not a dataset (its other files are kept)",
+    )
     prep.add_argument("--name", help="dataset name (default: the source name)")
     prep.add_argument(
         "--k-core", type=int, help="keep users/items with >= K events (default: 5 for review dumps, 0 else)"
@@ -98,6 +105,7 @@ def prepare_command(args: argparse.Namespace) -> int:
             max_rows=args.max_rows,
             explanations=False if args.no_explanations else None,
             name=args.name,
+            overwrite=args.overwrite,
             **files,
         )
     print(f"wrote {args.out} ({data.name})")

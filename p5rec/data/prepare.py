@@ -39,7 +39,15 @@ from p5rec.data.explanations import (
     scan_review,
     split_sentences,
 )
-from p5rec.data.tables import INTERACTION_COLUMNS, ITEM_COLUMNS, RecData, make_table
+from p5rec.data.tables import (
+    INTERACTION_COLUMNS,
+    ITEM_COLUMNS,
+    RecData,
+    check_output_dir,
+    make_table,
+    remove_stale_scratch,
+    scratch_dir,
+)
 
 if TYPE_CHECKING:  # the loaders import this module, so only for annotations
     from p5rec.data.loaders._io import ParseLog
@@ -370,21 +378,25 @@ def prepare_dataset(
     max_rows: int | None = None,
     explanations: bool | None = None,
     name: str | None = None,
+    overwrite: bool = False,
     **files: Any,
 ) -> RecData:
     """Load a source's files, preprocess them and save the tables atomically to `out`.
 
     The Python twin of ``p5rec data prepare``. Scratch files go to a hidden folder beside `out`
-    (same disk, so nothing large lands in /tmp) and are removed afterwards.
+    (same disk, so nothing large lands in /tmp) and are removed afterwards; those of an earlier
+    run that was killed are removed when the next one starts.
 
     Args:
         source: a registered source name (see :data:`p5rec.data.loaders.SOURCES`).
-        out: the dataset folder to write; an existing dataset there is replaced only on success.
+        out: the dataset folder to write: new, empty, or an existing dataset (replaced only on success).
         k_core: the k-core threshold; None: the source's default.
         strict: fail on the first malformed line instead of counting it.
         max_rows: read at most this many interaction rows.
         explanations: extract explanation targets; None: the source's default.
         name: the dataset name; None: the source name.
+        overwrite: write into `out` even when it is a non-empty folder that is not a dataset
+            (checked before anything is read; its other files are kept either way).
         **files: the source's file arguments (``reviews=``, ``meta=``, ``ratings=``, ...).
 
     >>> prepare_dataset("amazon2014", "data/music", reviews="reviews_Musical_5.json.gz")  # doctest: +SKIP
@@ -404,11 +416,13 @@ def prepare_dataset(
         {k: v for k, v in (("max_rows", max_rows), ("explanations", explanations), ("name", name)) if v is not None}
     )
     out = Path(out)
+    check_output_dir(out, overwrite)  # before reading anything: a refused folder costs no time
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.prepare-", dir=out.parent))
+    remove_stale_scratch(out)
+    work = scratch_dir(out, "prepare")
     try:
         data = spec.loader(**files, work_dir=work, **options)
-        data.save_to_disk(out)
+        data.save_to_disk(out, overwrite=overwrite)
         del data
     finally:
         shutil.rmtree(work, ignore_errors=True)

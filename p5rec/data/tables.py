@@ -43,6 +43,7 @@ INTERACTION_COLUMNS: dict[str, str] = {
 }
 _FORMAT_VERSION = 1
 _META_FILE = "p5rec_data.json"
+_ENTRIES = ("items", "interactions", _META_FILE)  # everything a dataset folder holds that p5rec wrote
 
 
 def _features(columns: dict[str, str]) -> datasets.Features:
@@ -205,28 +206,29 @@ class RecData:
         }
 
     # -------------------------------------------------------------------- disk
-    def save_to_disk(self, path: str | os.PathLike) -> None:
-        """Write atomically: build in a temp folder beside `path`, then rename over it.
+    def save_to_disk(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write atomically: build in a temp folder beside `path`, then rename it into place.
 
         An interrupted save leaves the previous dataset (or nothing) at `path`, never half of one.
+        `path` must not exist, or be an empty folder or a p5rec dataset (see
+        :func:`check_output_dir`); only p5rec's own entries (``items``, ``interactions``,
+        ``p5rec_data.json``) are ever replaced, so other files in the folder are kept.
+
+        Args:
+            path: the dataset folder.
+            overwrite: also write into a non-empty folder that is not a dataset (its other files are kept).
         """
         path = Path(path)
+        check_output_dir(path, overwrite)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        remove_stale_scratch(path)
+        tmp = scratch_dir(path, "save")
         try:
             self.items.save_to_disk(str(tmp / "items"))
             self.interactions.save_to_disk(str(tmp / "interactions"))
             meta = {"format_version": _FORMAT_VERSION, "name": self.name, "info": self.info, "stats": self.stats()}
             (tmp / _META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                if old.exists():
-                    shutil.rmtree(old)
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(path)
+            _publish(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -260,3 +262,115 @@ def sort_interactions(table: datasets.Dataset) -> datasets.Dataset:
     if np.array_equal(order, np.arange(len(table))):
         return table
     return table.select(order.tolist()).flatten_indices()
+
+
+# ------------------------------------------------------------------ output folders and scratch space
+def is_dataset_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is a folder written by :meth:`RecData.save_to_disk`."""
+    return (Path(path) / _META_FILE).is_file()
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool = False, flag: str = "out") -> None:
+    """Refuse an output folder that holds someone else's files, before any work is done.
+
+    `path` may not exist yet, be an empty folder, or hold a p5rec dataset (which is replaced).
+    A non-empty folder that is not a dataset is refused unless `overwrite`; even then only
+    p5rec's entries are written into it, nothing else in it is deleted.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`{flag}` ({str(path)!r}) is a file, not a folder: choose a new folder name")
+    if overwrite or not path.exists() or is_dataset_dir(path):
+        return
+    foreign = sorted(p.name for p in path.iterdir() if p.name not in _ENTRIES)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ValueError(
+            f"`{flag}` ({str(path)!r}) is a folder that is not a p5rec dataset and is not empty ({shown}): "
+            "choose a new or empty folder, or pass `overwrite=True` / `--overwrite` to write the dataset into it "
+            "(its other files are kept)"
+        )
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Move the finished dataset in `tmp` to `path`, replacing only p5rec's entries there."""
+    if not path.exists():
+        tmp.rename(path)
+        return
+    if all(p.name in _ENTRIES for p in path.iterdir()):
+        # Nothing but an earlier dataset (or nothing): swap whole folders, atomic but for one rename.
+        old = scratch_dir(path, "old")
+        old.rmdir()
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    # The folder also holds the user's files: replace p5rec's entries one by one. The metadata file
+    # goes first and comes back last, so an interruption leaves "no dataset", never a mixed one.
+    trash = scratch_dir(path, "old")
+    try:
+        for name in (_META_FILE, "items", "interactions"):
+            if (path / name).exists() or (path / name).is_symlink():
+                (path / name).rename(trash / name)
+        for name in ("items", "interactions", _META_FILE):
+            (tmp / name).rename(path / name)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+_SCRATCH_TAG = "p5rec-tmp"
+
+
+def scratch_dir(path: str | os.PathLike, kind: str) -> Path:
+    """A new hidden work folder beside `path` (same disk, so renames are atomic), named after this process.
+
+    The name ``.<name>.p5rec-tmp-<kind>-<host>-<pid>-<random>`` lets :func:`remove_stale_scratch`
+    tell the leftovers of a killed run from the folders of a run still going.
+    """
+    path = Path(path)
+    prefix = f".{path.name}.{_SCRATCH_TAG}-{kind}-{_host()}-{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+
+
+def remove_stale_scratch(path: str | os.PathLike) -> list[Path]:
+    """Delete the work folders beside `path` left by p5rec processes of this machine that no longer run.
+
+    A process killed mid-write (``kill -9``, power loss) cannot clean up after itself; the next
+    write to the same place does. Folders of live processes, of other machines (a shared disk) and
+    anything not named by :func:`scratch_dir` are left alone. Returns the folders removed.
+    """
+    path = Path(path)
+    removed: list[Path] = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}.{_SCRATCH_TAG}-"
+    for entry in path.parent.iterdir():
+        if not entry.name.startswith(prefix) or not entry.is_dir() or entry.is_symlink():
+            continue
+        parts = entry.name[len(prefix) :].split("-")
+        if len(parts) < 4 or parts[1] != _host() or not parts[2].isdigit() or _alive(int(parts[2])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _host() -> str:
+    """A short, file-name-safe tag of this machine (scratch folders may sit on a shared disk)."""
+    import hashlib
+    import socket
+
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
