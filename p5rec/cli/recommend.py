@@ -3,7 +3,10 @@
 One module registers the four commands because they share everything but the call: load a model
 directory, validate IDs (unknown ones exit 1 with one line), print plain text or `--json`.
 `recommend --users all --out FILE` scores every user in batches and writes the file atomically,
-so an interrupted run never leaves a half-written table behind.
+so an interrupted run never leaves a half-written table behind. Launched as several processes
+(`accelerate launch --num_processes N -m p5rec.cli.main recommend ...`, or torchrun), each process
+scores a contiguous run of whole batches and writes a part file; the main process merges the parts
+in user order, so the table is the one a single process writes.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
+import shutil
 import sys
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 OUT_FORMATS = (".parquet", ".jsonl", ".csv")
 ROW_COLUMNS = ("user", "rank", "item_id", "id_string", "title", "score")
@@ -25,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "recommend",
         help="top-k items for a user, a new user's history, or every user (--users all --out FILE)",
         description="Recommend items with a saved model: for one known user (--user), a new user described by "
-        "their history (--history), or many users at once (--users all or a comma list) written to --out.",
+        "their history (--history), or many users at once (--users all or a comma list) written to --out. "
+        "Batch scoring shards the users across processes when launched with `accelerate launch --num_processes N "
+        "-m p5rec.cli.main recommend --users all --out FILE` (GPUs) or `torchrun --nproc_per_node N -m "
+        "p5rec.cli.main recommend ...` (CPU processes); the file holds each user once, in the single-process order.",
     )
     _common(p)
     who = p.add_mutually_exclusive_group()
@@ -120,12 +128,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.suffix.lower() not in OUT_FORMATS:
             raise ValueError(f"`--out` ({args.out}) must end in one of {', '.join(OUT_FORMATS)}")
-        rec = _load(args, args.batch_size)
-        users = rec.users.raw_ids() if args.users.strip() == "all" else _ids(args.users, "--users")
-        rows = _score_users(rec, users, args.k, not args.include_seen, candidates, args.batch_size, args.no_progress)
-        write_rows(rows, out)
-        print(f"wrote {len(rows)} recommendations for {len(users)} users to {out}", file=sys.stderr)
-        return 0
+        return _recommend_to_file(args, out, candidates)
     if args.user is None and history is None:
         raise ValueError("give `--user U`, `--history I1,I2` (new user) or `--users all --out FILE`")
     rec = _load(args)
@@ -169,6 +172,122 @@ def _score_users(rec, users, k, exclude_seen, candidates, batch_size, no_progres
     return rows
 
 
+class Processes(NamedTuple):
+    """This process's place in a launch: rank, process count, torch device and the accelerate state (None alone)."""
+
+    rank: int
+    world: int
+    device: str
+    state: Any = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def current_processes(device: str = "auto") -> Processes:
+    """Rank, process count and device of this process under `accelerate launch` or torchrun.
+
+    accelerate's `PartialState` is created only when several processes were launched: it is a
+    process-wide singleton, and one made here in a plain run would pin the device a later
+    `Accelerator` in the same process (a test, a notebook) may need to choose. Without a GPU (or
+    with `--device cpu`, or `accelerate launch --cpu`) the processes talk over gloo on the CPU.
+    """
+    from accelerate.utils import get_int_from_env, parse_flag_from_env
+
+    if get_int_from_env(["WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"], 1) <= 1:
+        return Processes(0, 1, device)
+    import torch
+    from accelerate import PartialState
+
+    cpu = device == "cpu" or parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()
+    state = PartialState(cpu=cpu)
+    # One device per process: "auto" and a bare "cuda" mean this process's GPU, not cuda:0 for all.
+    dev = str(state.device) if device in ("auto", "cuda") else device
+    return Processes(state.process_index, state.num_processes, dev, state)
+
+
+def shard_bounds(num_users: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
+    """The users `[start, stop)` that process `rank` of `world` scores: a contiguous run of whole batches.
+
+    Whole batches, so every process pads and scores exactly the batches one process would, and the
+    merged table equals the single-process one bit for bit; contiguous, so concatenating the parts
+    in rank order restores the user order. Processes past the last batch get an empty range.
+
+    >>> [shard_bounds(13, 4, r, 2) for r in range(2)]
+    [(0, 8), (8, 13)]
+    """
+    num_batches = -(-num_users // batch_size)
+    start = min(rank * num_batches // world * batch_size, num_users)
+    stop = min((rank + 1) * num_batches // world * batch_size, num_users)
+    return start, stop
+
+
+def _recommend_to_file(args: argparse.Namespace, out: Path, candidates: list[str] | None) -> int:
+    procs = current_processes(args.device)
+    rec = load_recommender(args.model, procs.device, args.batch_size)
+    users = rec.users.raw_ids() if args.users.strip() == "all" else _ids(args.users, "--users")
+    users = list(dict.fromkeys(users))  # a user listed twice is scored (and written) once
+    # Every process checks every user, so a bad ID stops all of them with the same error, before any
+    # work, instead of one process failing while the others wait for it.
+    unknown = [u for u in users if u not in rec.users]
+    if unknown:
+        raise KeyError(f"unknown user(s) in `--users`: {unknown[:5]} (not in the training data)")
+    start, stop = shard_bounds(len(users), args.batch_size, procs.rank, procs.world)
+    rows = _score_users(
+        rec, users[start:stop], args.k, not args.include_seen, candidates, args.batch_size,
+        args.no_progress or not procs.is_main,
+    )  # fmt: skip
+    written = len(rows)
+    if procs.world == 1:
+        write_rows(rows, out)
+    else:
+        parts = _parts_dir(out)
+        write_rows(rows, parts / _part_name(procs.rank, procs.world))
+        procs.wait()  # every part is complete (each written atomically) past this point
+        if procs.is_main:
+            written = merge_parts([parts / _part_name(r, procs.world) for r in range(procs.world)], out)
+            shutil.rmtree(parts, ignore_errors=True)
+        procs.wait()  # no process exits before the file is there
+    if procs.is_main:
+        where = f" ({procs.world} processes)" if procs.world > 1 else ""
+        print(f"wrote {written} recommendations for {len(users)} users to {out}{where}", file=sys.stderr)
+    return 0
+
+
+def _parts_dir(out: Path) -> Path:
+    """Hidden folder beside `out` for the per-process parts (same file system, so the merge can rename)."""
+    parts = out.parent / f".{out.name}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    return parts
+
+
+def _part_name(rank: int, world: int) -> str:
+    # The process count in the name: parts left by a crashed run with another count are never merged.
+    return f"part-{rank:05d}-of-{world:05d}.jsonl"
+
+
+def merge_parts(parts: Sequence[Path], out: Path) -> int:
+    """Concatenate JSON-lines part files, in the given order, into `out` (any format), atomically.
+
+    JSON keeps floats exact (shortest round-trip repr), so merged scores equal the scored ones.
+    A missing part raises `FileNotFoundError` and leaves `out` untouched. Returns the row count.
+    """
+    missing = [str(p) for p in parts if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot merge {out}: part file(s) {missing} are missing (did a process fail?)")
+    rows: list[dict[str, Any]] = []
+    for part in parts:
+        with open(part, encoding="utf-8") as f:
+            rows += [json.loads(line) for line in f]
+    write_rows(rows, out)
+    return len(rows)
+
+
 def write_rows(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write recommendation rows (one per user and rank) as parquet, JSON lines or CSV, atomically.
 
@@ -183,8 +302,8 @@ def write_rows(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     if suffix not in OUT_FORMATS:
         raise ValueError(f"`path` ({path}) must end in one of {', '.join(OUT_FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    # A fresh name rather than `mkstemp`, whose 0600 file would make the table private to its writer.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         if suffix == ".parquet":
             import pyarrow as pa
