@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,9 +39,7 @@ def rows_of(data) -> list[tuple]:
 
 
 # --------------------------------------------------------------------------- Amazon 2014
-def amazon2014_review(
-    user: str, item: str, rating: float, ts: int, text: str = "ok", summary: str = "Fine"
-) -> str:
+def amazon2014_review(user: str, item: str, rating: float, ts: int, text: str = "ok", summary: str = "Fine") -> str:
     return json.dumps(
         {
             "reviewerID": user,
@@ -273,14 +272,10 @@ def test_yelp_reviews_and_businesses(tmp_path):
 
 # --------------------------------------------------------------------------- MovieLens
 def test_movielens_100k_tabs_and_latin1_pipes(tmp_path):
-    (tmp_path / "u.data").write_text(
-        "196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250000\n"
-    )
+    (tmp_path / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250000\n")
     flags = ["0"] * 19
     flags[3] = flags[5] = "1"  # Animation, Comedy
-    line = "|".join(
-        ["242", "Kolya (1996)", "24-Jan-1997", "", "http://us.imdb.com/M/title-exact?Kolya"] + flags
-    )
+    line = "|".join(["242", "Kolya (1996)", "24-Jan-1997", "", "http://us.imdb.com/M/title-exact?Kolya"] + flags)
     other = "|".join(["302", "L.A. Confidential (1997)", "01-Jan-1997", "", "http://x"] + ["0"] * 19)
     (tmp_path / "u.item").write_bytes(f"{line}\n{other}\n302|Cité (1998)|bad\n".encode("latin-1"))
     data = load_movielens(tmp_path / "u.data", tmp_path / "u.item")
@@ -306,16 +301,11 @@ def test_movielens_1m_double_colon(tmp_path):
     data = load_movielens(tmp_path / "ratings.dat", tmp_path / "movies.dat")
     assert rows_of(data) == [("1", "1193", 5.0, 978300760), ("1", "661", 3.0, 978302109)]
     assert data.titles()["661"] == "Señor (1996)"
-    assert (
-        dict(zip(data.items["item_id"], data.items["category"], strict=True))["661"]
-        == "Animation, Children's"
-    )
+    assert dict(zip(data.items["item_id"], data.items["category"], strict=True))["661"] == "Animation, Children's"
 
 
 def test_movielens_25m_csv_with_quoted_titles(tmp_path):
-    (tmp_path / "ratings.csv").write_text(
-        "userId,movieId,rating,timestamp\n1,296,5.0,1147880044\n1,1,3.5,1147868817\n"
-    )
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,296,5.0,1147880044\n1,1,3.5,1147868817\n")
     with open(tmp_path / "movies.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerows(
@@ -354,9 +344,7 @@ def test_p5_sequences_map_back_to_raw_ids_with_synthetic_time(tmp_path):
 
 def test_p5_datamaps_with_only_forward_maps_are_inverted(tmp_path):
     (tmp_path / "sequential_data.txt").write_text("1 1 2\n")
-    (tmp_path / "datamaps.json").write_text(
-        json.dumps({"user2id": {"A1": 1}, "item2id": {"B001": 1, "B002": 2}})
-    )
+    (tmp_path / "datamaps.json").write_text(json.dumps({"user2id": {"A1": 1}, "item2id": {"B001": 1, "B002": 2}}))
     data = load_p5(tmp_path / "sequential_data.txt", tmp_path / "datamaps.json")
     assert data.sequences() == {"A1": ["B001", "B002"]}
 
@@ -425,3 +413,129 @@ def test_registry_names_every_loader():
 def test_missing_input_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope.json.gz"):
         load_amazon2014(tmp_path / "nope.json.gz")
+
+
+# --------------------------------------------------------------------------- bad ratings (#17)
+@pytest.mark.parametrize("bad", [7, -3, 0, float("nan"), 1e9, float("inf")])
+def test_amazon_ratings_outside_1_to_5_are_malformed_lines(tmp_path, bad):
+    lines = [amazon2014_review("U1", "A", 5.0, 10), amazon2014_review("U1", "B", bad, 20)]
+    data = load_amazon2014(write_lines(tmp_path / "reviews_x.json.gz", lines), k_core=0)
+    assert rows_of(data) == [("U1", "A", 5.0, 10)]
+    assert data.info["malformed"]["count"] == 1
+    assert (
+        "reviews_x.json.gz:2: field `overall` is not a star rating from 0.5 to 5"
+        in data.info["malformed"]["samples"][0]
+    )
+
+
+def test_table_and_movielens_ratings_are_range_checked(tmp_path):
+    path = write_lines(tmp_path / "e.csv", ["uid,iid,stars", "u1,a,4", "u1,b,7", "u1,c,NaN", "u1,d,"])
+    data = load_table(path, {"user_id": "uid", "item_id": "iid", "rating": "stars"})
+    assert [(r[1], r[2]) for r in rows_of(data)] == [("a", 4.0), ("d", 0.0)]  # an empty rating is "none"
+    assert data.info["malformed"]["count"] == 2
+    ratings = write_lines(tmp_path / "u.data", ["1\t10\t5\t100", "1\t11\t-3\t101", "1\t12\t4.5\t102"])
+    data = load_movielens(ratings)
+    assert [r[2] for r in rows_of(data)] == [5.0, 4.5]
+    assert data.info["malformed"]["samples"] == ["u.data:2: field `rating` is not a star rating from 0.5 to 5 ('-3')"]
+
+
+# --------------------------------------------------------------------------- damaged gzip files (#17)
+def _big_reviews(n: int = 3000) -> bytes:
+    lines = [amazon2014_review(f"U{k % 50}", f"I{k % 40}", 1 + k % 5, k, text="x" * 40) for k in range(n)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_a_plain_file_named_gz_is_a_clear_error(tmp_path, capsys):
+    from p5rec.cli.main import main
+
+    path = tmp_path / "reviews_x.json.gz"
+    path.write_bytes(_big_reviews(5))
+    with pytest.raises(ValueError, match=r"reviews_x.json.gz' is named .gz but is not gzip-compressed"):
+        load_amazon2014(path)
+    (tmp_path / "empty.json.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.json.gz' is named .gz .*\(it is empty\)"):
+        load_amazon2014(tmp_path / "empty.json.gz")
+    rc = main(["data", "prepare", "--source", "amazon2014", "--reviews", str(path), "--out", str(tmp_path / "o")])
+    assert rc == 1
+    assert "reviews_x.json.gz' is named .gz but is not gzip-compressed" in capsys.readouterr().err
+
+
+def _truncated(tmp_path: Path) -> Path:
+    whole = gzip.compress(_big_reviews())
+    path = tmp_path / "reviews_x.json.gz"
+    path.write_bytes(whole[: len(whole) // 2])
+    return path
+
+
+def _corrupt(tmp_path: Path) -> Path:
+    whole = bytearray(gzip.compress(_big_reviews()))
+    middle = len(whole) // 2
+    whole[middle : middle + 64] = bytes(64)
+    path = tmp_path / "reviews_x.json.gz"
+    path.write_bytes(bytes(whole))
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage, reason, strict_reason",
+    [(_truncated, "is truncated here", "is truncated here"), (_corrupt, "gzip data is corrupt", "")],
+)
+def test_damaged_gzip_keeps_what_was_read_and_names_the_file(tmp_path, damage, reason, strict_reason):
+    path = damage(tmp_path)
+    data = load_amazon2014(path, k_core=0)
+    log = data.info["malformed"]
+    assert 0 < data.stats()["interactions"] < 3000, "the rows before the damage are kept"
+    assert any(s.startswith("reviews_x.json.gz:") and reason in s for s in log["samples"]), log
+    # Strict mode stops at the first bad line: the damage itself, or garbage a corrupt block decoded to.
+    with pytest.raises(ValueError, match=rf"reviews_x.json.gz:\d+: .*{strict_reason}.*--strict"):
+        load_amazon2014(path, k_core=0, strict=True)
+
+
+def test_damaged_gzip_in_csv_and_metadata_files(tmp_path):
+    events = tmp_path / "e.csv.gz"
+    whole = gzip.compress(("uid,iid\n" + "".join(f"u{k % 30},i{k % 20}\n" for k in range(20000))).encode())
+    events.write_bytes(whole[: len(whole) // 2])
+    data = load_table(events, {"user_id": "uid", "item_id": "iid"})
+    assert data.info["malformed"]["count"] == 1 and "truncated" in data.info["malformed"]["samples"][0]
+    reviews = write_lines(tmp_path / "reviews_x.json.gz", [amazon2014_review("U1", "I1", 5, 1)])
+    meta = tmp_path / "meta_x.json.gz"
+    meta.write_bytes(gzip.compress(b"{'asin': 'I1', 'title': 'One'}\n" * 5000)[:200])
+    data = load_amazon2014(reviews, meta, k_core=0)
+    assert any(s.startswith("meta_x.json.gz:") for s in data.info["malformed"]["samples"])
+
+
+def test_a_damaged_parquet_file_names_the_file(tmp_path):
+    path = tmp_path / "e.parquet"
+    path.write_bytes(b"PAR1 this is not parquet PAR1")
+    with pytest.raises(ValueError, match=r"e.parquet' is not a readable Parquet file"):
+        load_table(path, {"user_id": "u", "item_id": "i"})
+
+
+# --------------------------------------------------------------------------- markup in titles (#17)
+def test_amazon2018_markup_titles_are_cleaned_with_fallbacks(tmp_path):
+    reviews = write_lines(
+        tmp_path / "Books_5.json.gz",
+        [
+            json.dumps({"reviewerID": "U1", "asin": a, "overall": 5.0, "unixReviewTime": k})
+            for k, a in enumerate(["A", "B", "C", "D", "E"])
+        ],
+    )
+    span = '<span class="a-size-medium a-color-secondary"'
+    meta = write_lines(
+        tmp_path / "meta_Books.json.gz",
+        [
+            json.dumps({"asin": "A", "title": span, "brand": "Fender"}),
+            json.dumps({"asin": "B", "title": span + ">   </span>"}),
+            json.dumps({"asin": "C", "title": "<b>Strings</b> &amp;amp; Picks &lt;i&gt;Set&lt;/i&gt;"}),
+            json.dumps({"asin": "D", "title": "Plain Title"}),
+            json.dumps({"asin": "E", "title": ""}),
+        ],
+    )
+    data = load_amazon2018(reviews, meta, k_core=0)
+    assert data.titles() == {"A": "Fender", "B": "B", "C": "Strings & Picks Set", "D": "Plain Title", "E": ""}
+    assert data.info["item_titles"] == {"cleaned": 1, "fallback": 1, "item_id": 1}
+    from p5rec.data.prepare import format_stats
+
+    text = format_stats(data.stats(), data.info)
+    assert re.search(r"item titles cleaned +1\n", text)
+    assert "1 by another field, 1 by the ID" in text

@@ -48,6 +48,7 @@ from p5rec.data.tables import (
     remove_stale_scratch,
     scratch_dir,
 )
+from p5rec.data.titles import choose_title
 
 if TYPE_CHECKING:  # the loaders import this module, so only for annotations
     from p5rec.data.loaders._io import ParseLog
@@ -245,21 +246,31 @@ def _finish_block(block: pa.Table, extractor: ExplanationExtractor | None) -> tu
 ItemSource = Iterable[dict[str, Any]] | Callable[[set[str]], Iterable[dict[str, Any]]]
 
 
-def _build_items(items: ItemSource | None, kept: set[str], name: str) -> tuple[datasets.Dataset, dict[str, int]]:
-    """The catalog rows of kept items (first row wins); kept items without metadata get empty text."""
+def _build_items(items: ItemSource | None, kept: set[str], name: str) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """The catalog rows of kept items (first row wins); kept items without metadata get empty text.
+
+    Titles are cleaned (:func:`p5rec.data.titles.choose_title`): markup and entities removed, and a
+    title left empty by that replaced by the row's ``title_fallback`` field or the item ID.
+    """
     found: dict[str, dict[str, Any]] = {}
     duplicates = 0
+    titles = {"cleaned": 0, "fallback": 0, "item_id": 0}
     for row in (items(kept) if callable(items) else items) or ():
         item = str(row["item_id"])
         if item in found:
             duplicates += 1
         elif item in kept:
             found[item] = {c: row.get(c) or "" for c in ITEM_COLUMNS} | {"item_id": item}
+            title, what = choose_title(str(found[item]["title"]), str(row.get("title_fallback") or ""), item)
+            found[item]["title"] = title
+            if what != "kept":
+                titles[what] += 1
     missing = sorted(kept - found.keys())
     rows = sorted([*found.values(), *({"item_id": i} for i in missing)], key=lambda r: r["item_id"])
     counts = {
         "items_without_metadata": len(missing) if items is not None else 0,
         "metadata_duplicates": duplicates,
+        "item_titles": titles,
     }
     return make_table(rows, ITEM_COLUMNS, f"{name} items"), counts
 
@@ -284,9 +295,10 @@ def build_recdata(
         name: the dataset name.
         interactions: rows with ``user_id``, ``item_id`` and optionally ``rating``, ``timestamp``
             (seconds), ``review``, ``summary``; consumed once, in a streaming fashion.
-        items: catalog rows (``item_id``, ``title``, ``category``, ``description``), or a function
-            of the kept item IDs returning them (so a reader can skip the rest unparsed); consumed
-            after filtering, so only kept items are held in memory. None: a catalog of IDs only.
+        items: catalog rows (``item_id``, ``title``, ``category``, ``description``, and optionally
+            ``title_fallback``: shown when the title is only markup), or a function of the kept
+            item IDs returning them (so a reader can skip the rest unparsed); consumed after
+            filtering, so only kept items are held in memory. None: a catalog of IDs only.
         k_core: keep users and items with at least this many events (0 or 1: no filtering).
         explanations: extract ``feature``/``explanation`` targets from reviews.
         feature_min_count: the fewest occurrences for an explanation feature (default 5).
@@ -443,6 +455,10 @@ def format_stats(stats: dict[str, Any], info: dict[str, Any] | None = None) -> s
     for key in ("rows_read", "duplicates_dropped", "k_core", "removed_by_k_core", "items_without_metadata"):
         if key in info:
             rows.append((key.replace("_", " "), f"{info[key]:,}"))
+    if "item_titles" in info:
+        t = info["item_titles"]
+        rows.append(("item titles cleaned", f"{t['cleaned']:,}"))
+        rows.append(("item titles replaced", f"{t['fallback']:,} by another field, {t['item_id']:,} by the ID"))
     if "summaries" in info:
         s = info["summaries"]
         rows.append(("summaries kept / titles", f"{s['kept']:,} / {s['titles']:,}"))

@@ -2,7 +2,8 @@
 
 Every loader reads its files one line (or one batch) at a time, so a multi-GB review dump never
 sits in memory. A bad line is either counted (with a few ``file:line`` samples kept for the
-report) or, in strict mode, raised at once with its location.
+report) or, in strict mode, raised at once with its location. A truncated or corrupt ``.gz`` file
+is one such entry at the line where the damage starts: the lines before it are kept.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import io
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 MAX_SAMPLES = 5
+# Star ratings: 1-5 (Amazon, Yelp, MovieLens 100K/1M), 0.5-5 in half stars (MovieLens 20M and later).
+RATING_RANGE = (0.5, 5.0)
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ParseLog:
@@ -33,13 +38,13 @@ class ParseLog:
         self.count = 0
         self.samples: list[str] = []
 
-    def bad(self, path: str | os.PathLike, lineno: int, reason: str) -> None:
-        """Record (or, in strict mode, raise) one malformed line."""
+    def bad(self, path: str | os.PathLike, lineno: int, reason: str, always_show: bool = False) -> None:
+        """Record (or, in strict mode, raise) one malformed line; `always_show` keeps it past the sample cap."""
         message = f"{Path(path).name}:{lineno}: {reason}"
         if self.strict:
             raise ValueError(f"{message} (drop `strict` / `--strict` to skip malformed lines)")
         self.count += 1
-        if len(self.samples) < MAX_SAMPLES:
+        if len(self.samples) < MAX_SAMPLES or always_show:
             self.samples.append(message)
 
     def as_info(self) -> dict[str, Any]:
@@ -51,22 +56,50 @@ class MalformedLine(Exception):
 
 
 def open_text(path: str | os.PathLike, encoding: str = "utf-8") -> TextIO:
-    """Open a text file for streaming, decompressing ``.gz`` files on the fly."""
+    """Open a text file for streaming, decompressing ``.gz`` files on the fly.
+
+    A ``.gz`` name on a file that is not gzip data is a ValueError naming the file, before any line is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file {str(path)!r} does not exist")
     if path.suffix == ".gz":
+        with open(path, "rb") as f:
+            head = f.read(2)
+        if head != _GZIP_MAGIC:
+            found = "it is empty" if not head else f"it starts with {head!r}, not the gzip signature"
+            raise ValueError(
+                f"input file {str(path)!r} is named .gz but is not gzip-compressed ({found}): "
+                "rename it without `.gz` if it is plain text, or download it again"
+            )
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding, errors="replace", newline="")
     return open(path, encoding=encoding, errors="replace", newline="")
 
 
-def iter_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line without its newline), skipping blank lines."""
+def read_lines(path: str | os.PathLike, log: ParseLog, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line as read, newline included) of a plain or ``.gz`` text file.
+
+    A truncated or corrupt gzip stream ends the file: it becomes one malformed entry in `log` at the
+    line where it happens (an error naming the file in strict mode), and the lines before it are kept.
+    """
+    lineno = 0
     with open_text(path, encoding) as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if line.strip():
+        try:
+            for lineno, line in enumerate(f, start=1):
                 yield lineno, line
+        except EOFError:
+            log.bad(path, lineno + 1, "the gzip file is truncated here; download it again", always_show=True)
+        except (zlib.error, gzip.BadGzipFile) as e:
+            reason = f"the gzip data is corrupt from here on ({e}); download it again"
+            log.bad(path, lineno + 1, reason, always_show=True)
+
+
+def iter_lines(path: str | os.PathLike, log: ParseLog, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, line without its newline), skipping blank lines (see :func:`read_lines`)."""
+    for lineno, line in read_lines(path, log, encoding):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            yield lineno, line
 
 
 def iter_records(
@@ -90,7 +123,7 @@ def iter_records(
             unparsed: a cheap pre-filter for metadata files far larger than the kept catalog.
     """
     id_pattern = re.compile(rf"""["']{re.escape(id_field)}["']\s*:\s*["']([^"']*)["']""") if keep is not None else None
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, log):
         if id_pattern is not None:
             match = id_pattern.search(line)
             if match is not None and match.group(1) not in keep:
@@ -141,6 +174,15 @@ def as_float(value: Any, name: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise MalformedLine(f"field `{name}` is not a number ({value!r})") from None
+
+
+def as_rating(value: Any, name: str) -> float:
+    """A star rating: a number within :data:`RATING_RANGE` (7, -3, NaN or 1e9 are malformed)."""
+    rating = as_float(value, name)
+    low, high = RATING_RANGE
+    if not low <= rating <= high:  # NaN fails this too
+        raise MalformedLine(f"field `{name}` is not a star rating from {low:g} to {high:g} ({value!r})")
+    return rating
 
 
 def as_int(value: Any, name: str) -> int:

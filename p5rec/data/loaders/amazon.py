@@ -21,8 +21,8 @@ from typing import Any
 from p5rec.data.loaders._io import (
     MalformedLine,
     ParseLog,
-    as_float,
     as_int,
+    as_rating,
     iter_records,
     parse_datetime,
     parse_rows,
@@ -60,7 +60,7 @@ def _review_2014(record: dict) -> dict[str, Any]:
     return {
         "user_id": str(require(record, "reviewerID")),
         "item_id": str(require(record, "asin")),
-        "rating": as_float(require(record, "overall"), "overall"),
+        "rating": as_rating(require(record, "overall"), "overall"),
         "timestamp": as_int(seconds, "unixReviewTime"),
         "review": _clean(record.get("reviewText")),
         "summary": _clean(record.get("summary")),
@@ -71,7 +71,7 @@ def _review_2023(record: dict) -> dict[str, Any]:
     return {
         "user_id": str(require(record, "user_id")),
         "item_id": str(require(record, "parent_asin")),
-        "rating": as_float(require(record, "rating"), "rating"),
+        "rating": as_rating(require(record, "rating"), "rating"),
         "timestamp": as_int(require(record, "timestamp"), "timestamp") // 1000,  # milliseconds
         "review": _clean(record.get("text")),
         "summary": _clean(record.get("title")),
@@ -84,15 +84,17 @@ def _meta_2014(record: dict) -> dict[str, Any]:
         "title": _clean(record.get("title")),
         "category": _category(record.get("categories")),
         "description": _clean(record.get("description")),
+        "title_fallback": _clean(record.get("brand")),
     }
 
 
 def _meta_2018(record: dict) -> dict[str, Any]:
     return {
         "item_id": str(require(record, "asin")),
-        "title": _clean(record.get("title")),
+        "title": _clean(record.get("title")),  # some categories hold page markup here: cleaned at preparation
         "category": _category(record.get("category")),
         "description": _clean(record.get("description")),
+        "title_fallback": _clean(record.get("brand")),
     }
 
 
@@ -102,6 +104,7 @@ def _meta_2023(record: dict) -> dict[str, Any]:
         "title": _clean(record.get("title")),
         "category": _category(record.get("categories")) or _clean(record.get("main_category")),
         "description": _clean(record.get("description")),
+        "title_fallback": _clean(record.get("store")),
     }
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from p5rec.data.loaders._io import MalformedLine, ParseLog, as_float, iter_records, open_text, text
+from p5rec.data.loaders._io import MalformedLine, ParseLog, as_rating, iter_records, read_lines, text
 from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import ITEM_COLUMNS, RecData
 
@@ -59,20 +59,27 @@ def iter_file(path: str | os.PathLike, log: ParseLog, fmt: str | None = None) ->
         yield from iter_records(path, log)
     elif fmt == "csv":
         delimiter = "\t" if Path(path).name.removesuffix(".gz").endswith(".tsv") else ","
-        with open_text(path) as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            for record in reader:
-                yield reader.line_num, record
+        reader = csv.DictReader((line for _, line in read_lines(path, log)), delimiter=delimiter)
+        for record in reader:
+            yield reader.line_num, record
     else:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"input file {str(path)!r} does not exist")
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=10_000)
+        except pa.ArrowException as e:
+            raise ValueError(f"input file {str(path)!r} is not a readable Parquet file ({e})") from None
         row = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
-            for record in batch.to_pylist():
-                row += 1
-                yield row, record
+        try:
+            for batch in batches:
+                for record in batch.to_pylist():
+                    row += 1
+                    yield row, record
+        except pa.ArrowException as e:
+            log.bad(path, row + 1, f"the Parquet data is damaged from here on ({e})", always_show=True)
 
 
 def _timestamp(value: Any, unit: str) -> int:
@@ -111,7 +118,7 @@ def iter_events(
                 if canonical in ("user_id", "item_id") and (value is None or str(value).strip() == ""):
                     raise MalformedLine(f"missing field `{source}`")
                 if canonical == "rating":
-                    row[canonical] = 0.0 if value in (None, "") else as_float(value, source)
+                    row[canonical] = 0.0 if value in (None, "") else as_rating(value, source)
                 elif canonical == "timestamp":
                     row[canonical] = _timestamp(value, timestamp_unit)
                 else:

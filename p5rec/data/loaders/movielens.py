@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from p5rec.data.loaders._io import MalformedLine, ParseLog, as_float, as_int, iter_lines, open_text
+from p5rec.data.loaders._io import MalformedLine, ParseLog, as_int, as_rating, iter_lines, read_lines
 from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
@@ -40,18 +40,17 @@ def _layout(path: str | os.PathLike) -> str:
 
 def _csv_rows(path: str | os.PathLike, log: ParseLog, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """(line, fields) of a headed CSV file whose first columns must be `header`."""
-    with open_text(path) as f:
-        reader = csv.reader(f)
-        first = next(reader, None)
-        if first is None or tuple(c.strip() for c in first[: len(header)]) != header:
-            raise ValueError(f"{Path(path).name}:1: expected a header starting with {','.join(header)}, got {first!r}")
-        for fields in reader:
-            if fields:
-                yield reader.line_num, fields
+    reader = csv.reader(line for _, line in read_lines(path, log))
+    first = next(reader, None)
+    if first is None or tuple(c.strip() for c in first[: len(header)]) != header:
+        raise ValueError(f"{Path(path).name}:1: expected a header starting with {','.join(header)}, got {first!r}")
+    for fields in reader:
+        if fields:
+            yield reader.line_num, fields
 
 
-def _split_rows(path: str | os.PathLike, sep: str, encoding: str) -> Iterator[tuple[int, list[str]]]:
-    for lineno, line in iter_lines(path, encoding):
+def _split_rows(path: str | os.PathLike, log: ParseLog, sep: str, encoding: str) -> Iterator[tuple[int, list[str]]]:
+    for lineno, line in iter_lines(path, log, encoding):
         yield lineno, line.split(sep)
 
 
@@ -61,7 +60,7 @@ def iter_ratings(path: str | os.PathLike, log: ParseLog) -> Iterator[dict[str, A
     if layout == "csv":
         rows = _csv_rows(path, log, ("userId", "movieId", "rating", "timestamp"))
     else:
-        rows = _split_rows(path, "::" if layout == "dat" else "\t", "latin-1")
+        rows = _split_rows(path, log, "::" if layout == "dat" else "\t", "latin-1")
     for lineno, fields in rows:
         try:
             if len(fields) < 4:
@@ -72,7 +71,7 @@ def iter_ratings(path: str | os.PathLike, log: ParseLog) -> Iterator[dict[str, A
             yield {
                 "user_id": user,
                 "item_id": item,
-                "rating": as_float(fields[2], "rating"),
+                "rating": as_rating(fields[2], "rating"),
                 "timestamp": as_int(fields[3], "timestamp"),
             }
         except MalformedLine as e:
@@ -85,7 +84,7 @@ def iter_movies(path: str | os.PathLike, log: ParseLog) -> Iterator[dict[str, An
     if layout == "csv":
         rows = _csv_rows(path, log, ("movieId", "title", "genres"))
     else:
-        rows = _split_rows(path, "::" if layout == "dat" else "|", "latin-1")
+        rows = _split_rows(path, log, "::" if layout == "dat" else "|", "latin-1")
     for lineno, fields in rows:
         if layout == "100k":
             if len(fields) < 5 + len(ML100K_GENRES):

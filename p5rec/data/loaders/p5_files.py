@@ -52,7 +52,7 @@ def iter_sequences(
     id2item: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream one row per (user, item) of a sequence file, with synthetic increasing timestamps."""
-    for lineno, line in iter_lines(path):
+    for lineno, line in iter_lines(path, log):
         tokens = line.split()
         if len(tokens) < 2:
             log.bad(path, lineno, "expected `user_id item_id [item_id ...]`, got no items")

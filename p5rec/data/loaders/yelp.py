@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from p5rec.data.loaders._io import ParseLog, as_float, iter_records, parse_datetime, parse_rows, require, text
+from p5rec.data.loaders._io import ParseLog, as_rating, iter_records, parse_datetime, parse_rows, require, text
 from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
@@ -21,7 +21,7 @@ def _review(record: dict) -> dict[str, Any]:
     return {
         "user_id": str(require(record, "user_id")),
         "item_id": str(require(record, "business_id")),
-        "rating": as_float(require(record, "stars"), "stars"),
+        "rating": as_rating(require(record, "stars"), "stars"),
         "timestamp": parse_datetime(str(require(record, "date")), "%Y-%m-%d %H:%M:%S", "date"),
         "review": text(record.get("text")),
     }
