@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -80,6 +81,11 @@ class RunConfig:
     output_dir: str = "runs/p5rec-model"
 
     def __post_init__(self) -> None:
+        if not self.output_dir.strip():
+            raise ValueError(
+                f"`output_dir` ({self.output_dir!r}) is empty: the trained model would have nowhere to be saved; "
+                "give a folder, e.g. runs/my-model"
+            )
         if self.finetune not in FINETUNE_MODES:
             raise ValueError(f"`finetune` must be one of {FINETUNE_MODES}, got {self.finetune!r}")
         metric = self.train.early_stopping_metric
@@ -108,12 +114,14 @@ class RunConfig:
 
 
 def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
-    """A config file's top-level mapping; a missing file or bad YAML is an error naming the file."""
+    """A config file's top-level mapping; a missing file, binary data or bad YAML is an error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
-        values = yaml.safe_load(path.read_text()) or {}
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text file (byte {e.start} is not UTF-8); give a YAML run config") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(values, dict):
@@ -121,8 +129,17 @@ def read_yaml_mapping(path: str | os.PathLike) -> dict[str, Any]:
     return values
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set `a.b.c=value` entries in a nested dict (the CLI's `--set` flags)."""
+def apply_overrides(values: dict[str, Any], overrides: list[str], cls: type | None = None) -> dict[str, Any]:
+    """Set `a.b.c=value` entries (the CLI's `--set` flags) in the nested dict `values` of dataclass `cls`.
+
+    The value is read as YAML (numbers, lists, ``null``), except for a field of type `str`, which takes
+    the text as written: ``--set train.mixed_precision=no`` is "no", where YAML would read false.
+
+    Args:
+        values: the config as nested dicts, changed in place (and returned).
+        overrides: ``key.subkey=value`` strings.
+        cls: the dataclass `values` describes (default :class:`RunConfig`); it decides which keys are text.
+    """
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key.subkey=value")
@@ -133,8 +150,42 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {p!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        node[parts[-1]] = _override_value(_field_type(cls or RunConfig, parts), raw)
     return values
+
+
+def _field_type(cls: Any, parts: list[str]) -> Any:
+    """The declared type at the dotted path `parts` below dataclass `cls`; None when it is not known."""
+    tp = cls
+    for part in parts:
+        tp = _without_none(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            if part not in hints:
+                return None
+            tp = hints[part]
+        elif typing.get_origin(tp) is dict and len(typing.get_args(tp)) == 2:
+            tp = typing.get_args(tp)[1]  # `part` is a key of a mapping field
+        else:
+            return None
+    return tp
+
+
+def _without_none(tp: Any) -> Any:
+    """`X` for `X | None`; other types unchanged."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _override_value(tp: Any, raw: str) -> Any:
+    if _without_none(tp) is str:
+        if tp is not str and raw.strip() in ("null", "~"):  # an optional text field can be unset
+            return None
+        return raw
+    return yaml.safe_load(raw) if raw.strip() else ""
 
 
 def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -186,15 +237,51 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return {k: _coerce(vt, v, where) for k, v in value.items()}
     if tp is Any:
         return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if tp is float:
+        return _as_float(value, where)
+    if tp is int:
+        return _as_int(value, where)
     if tp is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{where} must be true or false, got {value!r}")
         return value
-    if tp in (int, str) and not (isinstance(value, tp) and not isinstance(value, bool)):
-        raise ValueError(f"{where} must be {tp.__name__}, got {value!r}")
+    if tp is str and not isinstance(value, str):
+        hint = " (YAML reads yes/no/on/off as true/false: quote the text, e.g. 'no')" if isinstance(value, bool) else ""
+        raise ValueError(f"{where} must be text, got {value!r}{hint}")
     return value
+
+
+def _as_float(value: Any, where: str) -> float:
+    """A number, or text holding one: YAML reads ``1e-3`` (no dot) as the string "1e-3"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"{where} must be a number, got {value!r}") from None
+    else:
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    if math.isnan(number):
+        raise ValueError(f"{where} must be a number, got {value!r}")
+    return number
+
+
+def _as_int(value: Any, where: str) -> int:
+    """An integer, or a whole number written as a float or as text ("5", 5.0)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = None
+    if isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{where} must be int (a whole number), got {value!r}")
+    return int(number)
 
 
 def _plain(obj: Any) -> Any:
