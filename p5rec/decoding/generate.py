@@ -6,8 +6,8 @@ because the tricks that make it fast need control of the loop:
 * the forced ID prefix ("▁item", "_") is fed in the same forward pass as the prompt and scored
   once per input row, not generated one step at a time by every beam;
 * the prompt step runs on ``B`` rows, not ``B * num_beams`` copies of them;
-* a step scores only the ``(rows, width)`` block of trie children, gathered from the logits and
-  normalised with one `logsumexp`, instead of masking a ``(rows, vocab)`` tensor;
+* a step scores only the ``(rows, width)`` block of trie children, gathered from the log-softmax
+  (in cache-sized row blocks on the CPU), instead of masking a ``(rows, vocab)`` tensor;
 * beams move only within their input row, so the encoder states and the cross-attention cache are
   expanded once and never reordered;
 * the search stops as soon as no running beam can still enter any row's top k (one scalar sync
@@ -43,6 +43,21 @@ def _per_row(name: str, lists: object, num_rows: int) -> None:
         raise TypeError(f"`{name}` must be a list with one list of item indices per input row, got {lists!r}.")
     if len(lists) != num_rows:
         raise ValueError(f"`{name}` has {len(lists)} lists but the batch has {num_rows} rows; pass one per row.")
+
+
+def _token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(logits)`` at `tokens`: `logits` `(R, V)`, `tokens` `(R, W)` -> `(R, W)`.
+
+    This normalisation over the whole vocabulary is, after the LM head, the largest cost of a
+    decoding step on the CPU. There the rows go through in blocks of about 4 MB, so each block's
+    log-softmax stays in cache: for the mini benchmark's 320 beam rows x 32k vocabulary on one
+    shared CPU thread, 7 ms a step against 40 ms for `logsumexp` over the whole tensor (which
+    makes four passes through memory). A GPU gets one fused kernel.
+    """
+    if logits.device.type != "cpu":
+        return logits.log_softmax(-1).gather(1, tokens)
+    rows = max(1, (1 << 20) // logits.shape[-1])
+    return torch.cat([x.log_softmax(-1).gather(1, t) for x, t in zip(logits.split(rows), tokens.split(rows))])
 
 
 def _row_filter(
@@ -151,7 +166,7 @@ def _beam_search(
             if not is_candidates:
                 allowed = trie.items_under[nxt.clamp(min=0)] - allowed
             valid = valid & (allowed > 0)
-        logp = logits.gather(1, tok) - logits.logsumexp(-1, keepdim=True)
+        logp = _token_logprobs(logits, tok)  # (R, W)
         cand = torch.where(valid, scores[:, None] + logp, -float("inf"))
         width = cand.shape[1]
         cand = cand.view(b, beams * width)
@@ -240,6 +255,6 @@ def score_items(
                 rows, its = chunk[:, 0].to(dec.device), chunk[:, 1].to(dec.device)
                 seq = suffix[its, :length]
                 step_logits = dec.fork(rows).step(seq[:, :-1])  # (C, length - 1, V)
-                gathered = step_logits.gather(2, seq[:, 1:, None])[:, :, 0] - step_logits.logsumexp(-1)
+                gathered = _token_logprobs(step_logits.flatten(0, 1), seq[:, 1:].reshape(-1, 1)).view(len(chunk), -1)
                 total[rows, its] += gathered.sum(1)
     return total.cpu()
