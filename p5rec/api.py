@@ -10,12 +10,13 @@ user indexes, the catalog, user histories, the prompt templates and the run conf
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,16 @@ REQUIRED_FILES = (
     "prompts.yaml",
 )
 NEW_USER = "user_new"  # the ID string a cold-start user gets in prompts
+# A saved tokenizer folder: its config plus a vocabulary (tokenizer.json from transformers 5; the rest are the
+# vocabulary files of tokenizers saved without one).
+TOKENIZER_CONFIG = "tokenizer_config.json"
+TOKENIZER_VOCABS = ("tokenizer.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model", "vocab.json")
+# run_config settings the Recommender reads: (section, key, smallest value, default).
+_RUN_SETTINGS = (
+    ("model", "max_input_length", 8, 256),
+    ("model", "max_target_length", 2, 64),
+    ("examples", "max_history", 1, 20),
+)
 
 
 @dataclass
@@ -113,16 +124,15 @@ class Recommender:
         self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
         self.templates = templates
         self.run_config = run_config or {}
-        model_cfg = self.run_config.get("model", {})
-        self.max_history = int(self.run_config.get("examples", {}).get("max_history", 20))
+        max_input_length, max_target_length, self.max_history = run_settings(self.run_config)
         self._raw_items = items.raw_ids()
         self._position = {raw: k for k, raw in enumerate(self._raw_items)}
         self.predictor = Predictor(
             model,
             tokenizer,
             items.id_strings(),
-            max_input_length=int(model_cfg.get("max_input_length", 256)),
-            max_target_length=int(model_cfg.get("max_target_length", 64)),
+            max_input_length=max_input_length,
+            max_target_length=max_target_length,
             batch_size=batch_size,
         )
 
@@ -169,6 +179,10 @@ class Recommender:
         num_beams: int | None = None,
     ) -> list[Recommendations]:
         """`recommend` for many users in batched forward passes."""
+        if isinstance(users, str) or not isinstance(users, Sequence):
+            raise TypeError(f"`users` must be a list of user IDs (None for a new user), got {users!r}")
+        for user in users:
+            _check_user_type(user, optional=True)
         n = len(users)
         histories = list(histories) if histories is not None else [None] * n
         candidates = list(candidates) if candidates is not None else [None] * n
@@ -177,8 +191,12 @@ class Recommender:
                 f"`histories` ({len(histories)}) and `candidates` ({len(candidates)}) "
                 f"must have one entry per user ({n})"
             )
-        if not isinstance(k, int) or not 1 <= k <= len(self._raw_items):
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self._raw_items):
             raise ValueError(f"`k` ({k!r}) must be an integer between 1 and the catalog size ({len(self._raw_items)})")
+        if num_beams is not None:
+            _check_positive_int("num_beams", num_beams, "or None for the default, max(20, k)")
+        if template is not None and not isinstance(template, str):
+            raise TypeError(f"`template` must be a template id (a string) or None, got {template!r}")
         if n == 0:
             return []
         use_candidates = any(c is not None for c in candidates)
@@ -242,6 +260,10 @@ class Recommender:
     def explain_batch(self, requests: Sequence[tuple[str, str, str | None]], template: str | None = None) -> list[str]:
         chosen = []
         for user, item, feature in requests:
+            if feature is not None and (not isinstance(feature, str) or not feature.strip()):
+                raise TypeError(
+                    f"`feature` must be a non-empty string (an aspect such as 'sound') or None, got {feature!r}"
+                )
             self._check_user(user)
             self._check_items([item], "item")
             have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
@@ -286,6 +308,9 @@ class Recommender:
         """Raw text generation from any prompt (no template, no constraint)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("`prompt` must be a non-empty string")
+        _check_positive_int("num_beams", num_beams, "1 is greedy decoding")
+        if max_new_tokens is not None:
+            _check_positive_int("max_new_tokens", max_new_tokens, "or None for the model's target length")
         return self.predictor.generate_text([prompt], num_beams=num_beams, max_new_tokens=max_new_tokens)[0]
 
     # ------------------------------------------------------------------ helpers
@@ -293,6 +318,7 @@ class Recommender:
         return self.catalog.get(raw, {}).get("title", "")
 
     def _check_user(self, user: str) -> None:
+        _check_user_type(user)
         if user not in self.users:
             raise KeyError(
                 f"unknown user {user!r}: not in the training data. For a new user, pass "
@@ -300,8 +326,11 @@ class Recommender:
             )
 
     def _check_items(self, items: Sequence[str], what: str) -> list[str]:
-        if isinstance(items, str):
-            raise TypeError(f"`{what}` must be a list of item IDs, not a single string")
+        if isinstance(items, str) or not isinstance(items, Sequence):
+            raise TypeError(f"`{what}` must be a list of item IDs, got {items!r}")
+        wrong = [i for i in items if not isinstance(i, str)]
+        if wrong:
+            raise TypeError(f"`{what}` must hold item IDs as strings, got {wrong[0]!r} ({type(wrong[0]).__name__})")
         unknown = [i for i in items if i not in self._position]
         if unknown:
             raise KeyError(
@@ -368,7 +397,8 @@ class Recommender:
         try:
             is_peft = hasattr(self.model, "peft_config")
             # A LoRA adapter holds only the trained rows of added ID tokens, never whole embedding matrices.
-            self.model.save_pretrained(tmp / "model", **({"save_embedding_layers": False} if is_peft else {}))
+            with _quiet_transformers():  # no "Writing model shards" bar from a library call
+                self.model.save_pretrained(tmp / "model", **({"save_embedding_layers": False} if is_peft else {}))
             if is_peft and self.run_config.get("model", {}).get("backbone") in _presets():
                 # LoRA over a scratch preset: the random base weights are part of the model. Save them
                 # without the injected LoRA layers (a copy, unloaded), or their names would not load back.
@@ -405,38 +435,160 @@ class Recommender:
         """Load a directory written by `save_pretrained` (or a hub repo id holding one)."""
         path = _resolve(path)
         missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
+        tok = path / "tokenizer"
+        if tok.is_dir():
+            missing += [f"tokenizer/{TOKENIZER_CONFIG}"] if not (tok / TOKENIZER_CONFIG).is_file() else []
+            if not any((tok / f).is_file() for f in TOKENIZER_VOCABS):
+                missing.append(f"tokenizer/{TOKENIZER_VOCABS[0]}")
         if missing:
-            raise FileNotFoundError(f"{path} is not a complete p5rec model directory: missing {missing}")
-        try:
-            meta = json.loads((path / CONFIG_FILE).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path / CONFIG_FILE}: not valid JSON ({e})") from None
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: model format {meta['format_version']} is newer than this p5rec "
-                f"({FORMAT_VERSION}); upgrade p5rec"
+            raise FileNotFoundError(
+                f"{path} is not a complete p5rec model directory: missing {missing}; copy the whole directory "
+                "again, or write it with `Recommender.save_pretrained`"
             )
-        from transformers import AutoTokenizer
+        # Everything small is read and checked before the weights load: a damaged file fails fast.
+        meta = _read_meta(path / CONFIG_FILE)
+        run_settings(meta["run_config"], path / CONFIG_FILE)
+        items = ItemIndex.load(path / "item_index.json")
+        users = UserIndex.load(path / "user_index.json")
+        catalog = _read_catalog(path / "catalog.jsonl")
+        histories = _read_histories(path / "histories.json", items)
+        templates = TemplateSet.load(path / "prompts.yaml", include_defaults=False)
+        with _quiet_transformers():
+            from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path / "tokenizer")
-        model = _load_model(path, meta, len(tokenizer))
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(tok)
+            except Exception as e:  # noqa: BLE001 - tokenizers, sentencepiece and json each raise their own types
+                raise ValueError(
+                    f"{tok}: the tokenizer could not be loaded ({type(e).__name__}: {e}); copy the folder again"
+                ) from None
+            model = _load_model(path, meta, len(tokenizer))
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         model.to(dev).eval()
         try:
-            items = ItemIndex.load(path / "item_index.json")
-            users = UserIndex.load(path / "user_index.json")
-            catalog = {}
-            with open(path / "catalog.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    row = json.loads(line)
-                    catalog[row.pop("item_id")] = row
-            histories = json.loads((path / "histories.json").read_text())
-        except (json.JSONDecodeError, KeyError) as e:
-            raise ValueError(f"{path}: a catalog or index file is damaged ({e})") from None
-        templates = TemplateSet.load(path / "prompts.yaml", include_defaults=False)
-        return cls(
-            model, tokenizer, items, users, catalog, histories, templates, meta.get("run_config", {}), batch_size
+            return cls(model, tokenizer, items, users, catalog, histories, templates, meta["run_config"], batch_size)
+        except ValueError as e:  # the item trie: the tokenizer must spell every item ID differently
+            raise ValueError(
+                f"{tok} does not fit this model's item index ({e}): the tokenizer files are damaged or come from "
+                "another model; copy the whole model directory again"
+            ) from None
+
+
+def _check_user_type(user: object, optional: bool = False) -> None:
+    if not isinstance(user, str) and not (optional and user is None):
+        raise TypeError(
+            f"`user` must be a user ID (a string){' or None' if optional else ''}, got {user!r} "
+            f"({type(user).__name__}); for a new user pass `history=[item, ...]`"
         )
+
+
+def _check_positive_int(name: str, value: object, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` ({value!r}) must be a positive integer ({hint})")
+
+
+def run_settings(run_config: Any, file: str | os.PathLike | None = None) -> tuple[int, int, int]:
+    """(max_input_length, max_target_length, max_history) of a run config dict, checked.
+
+    A saved model's run config is data from disk (`file`): a value of the wrong type must name the
+    file and key here, not fail later inside tokenization.
+    """
+    where = f"{file}: " if file is not None else ""
+    if not isinstance(run_config, dict):
+        raise ValueError(
+            f"{where}`run_config` must be a mapping of the run's settings, got {type(run_config).__name__} "
+            f"({run_config!r:.80}); restore the file or save the model again with `Recommender.save_pretrained`"
+        )
+    out = []
+    for section, key, minimum, default in _RUN_SETTINGS:
+        values = run_config.get(section, {})
+        if not isinstance(values, dict):
+            raise ValueError(f"{where}`run_config.{section}` must be a mapping, got {values!r:.80}; restore the file")
+        value = values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"{where}`run_config.{section}.{key}` must be an integer >= {minimum}, got {value!r}; "
+                "set it to the value the model was trained with"
+            )
+        out.append(value)
+    return out[0], out[1], out[2]
+
+
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{file}: not a text file (byte {e.start} is not UTF-8): it is damaged; copy the model directory again"
+        ) from None
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(_read_text(file))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{file}: not valid JSON ({e}); the file is damaged, copy the model directory again") from None
+
+
+def _read_meta(file: Path) -> dict[str, Any]:
+    meta = _read_json(file)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{file}: expected a JSON object with `format_version` and `run_config`, got {meta!r:.80}")
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{file}: `format_version` must be an integer, got {version!r}; restore the file")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{file.parent}: model format {version} is newer than this p5rec ({FORMAT_VERSION}); upgrade p5rec"
+        )
+    if meta.get("finetune", "full") not in ("full", "lora"):
+        raise ValueError(f"{file}: `finetune` must be 'full' or 'lora', got {meta['finetune']!r}; restore the file")
+    meta.setdefault("run_config", {})
+    return meta
+
+
+def _read_catalog(file: Path) -> dict[str, dict[str, Any]]:
+    """raw item ID -> its catalog row, from a JSON-lines file; a damaged line is named with its number."""
+    catalog: dict[str, dict[str, Any]] = {}
+    for lineno, line in enumerate(_read_text(file).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{file}:{lineno}: not a JSON object ({e.msg}); the file is damaged, restore it") from None
+        if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
+            raise ValueError(
+                f"{file}:{lineno}: expected an object with a string `item_id`, got {line[:80]!r}; restore the file"
+            )
+        catalog[row.pop("item_id")] = row
+    return catalog
+
+
+def _read_histories(file: Path, items: ItemIndex) -> dict[str, list[str]]:
+    histories = _read_json(file)
+    if not isinstance(histories, dict):
+        raise ValueError(f"{file}: expected a JSON object user -> [item, ...], got {histories!r:.80}; restore the file")
+    for user, hist in histories.items():
+        if not isinstance(hist, list) or not all(isinstance(i, str) and i in items for i in hist):
+            raise ValueError(
+                f"{file}: `{user}` must map to a list of catalog item IDs, got {hist!r:.80}; restore the file"
+            )
+    return histories
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' per-file "Loading weights" bars: a library load should print nothing."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _render_input(tpl: PromptTemplate, variables: dict[str, Any]) -> str:

@@ -138,3 +138,132 @@ def test_batch_explanations_equal_single_ones(tiny_fit):
     users, items = list(rec.histories)[:3], list(rec.catalog)[:3]
     requests = [(users[0], items[0], "sound"), (users[1], items[1], None), (users[2], items[2], "price")]
     assert rec.explain_batch(requests) == [rec.explain(u, i, feature=f) for u, i, f in requests]
+
+
+# ------------------------------------------------------------------ arguments of the wrong type or range (#17)
+def test_generate_checks_beams_and_lengths(tiny_fit):
+    rec = tiny_fit.recommender
+    for bad in (0, -5, 2.0, True, "3"):
+        with pytest.raises(ValueError, match=rf"`num_beams` \({bad!r}\) must be a positive integer"):
+            rec.generate("hello", num_beams=bad)
+    with pytest.raises(ValueError, match=r"`max_new_tokens` \(0\) must be a positive integer"):
+        rec.generate("hello", max_new_tokens=0)
+    user = rec.users.raw_ids()[0]
+    with pytest.raises(ValueError, match=r"`num_beams` \(-5\) must be a positive integer .*max\(20, k\)"):
+        rec.recommend(user=user, k=3, num_beams=-5)
+    with pytest.raises(ValueError, match=r"`k` \(True\)"):
+        rec.recommend(user=user, k=True)
+
+
+def test_ids_of_the_wrong_type_are_type_errors_naming_the_argument(tiny_fit):
+    rec = tiny_fit.recommender
+    user, item = rec.users.raw_ids()[0], rec.items.raw_ids()[0]
+    with pytest.raises(TypeError, match=r"`user` must be a user ID \(a string\) or None, got \['a'\]"):
+        rec.recommend(user=["a"])
+    with pytest.raises(TypeError, match=r"`user` must be a user ID \(a string\), got \['a'\]"):
+        rec.predict_rating(["a"], item)
+    with pytest.raises(TypeError, match=r"`history` must hold item IDs as strings, got \['x'\] \(list\)"):
+        rec.recommend(history=[["x"]])
+    with pytest.raises(TypeError, match=r"`item` must hold item IDs as strings, got 7"):
+        rec.explain(user, 7)
+    for feature in (123, "", ["sound"]):
+        with pytest.raises(TypeError, match=r"`feature` must be a non-empty string"):
+            rec.explain(user, item, feature=feature)
+    with pytest.raises(TypeError, match=r"`users` must be a list of user IDs"):
+        rec.recommend_batch(user)
+
+
+# ------------------------------------------------------------------ damaged model directories (#17)
+def _meta(path, change):
+    import json
+
+    meta = json.loads((path / "p5rec_config.json").read_text())
+    change(meta)
+    (path / "p5rec_config.json").write_text(json.dumps(meta))
+
+
+def _set_model(key, value):
+    return lambda p: _meta(p, lambda m: m["run_config"]["model"].__setitem__(key, value))
+
+
+def _prepend_line(name, line):
+    return lambda p: (p / name).write_text(line + "\n" + (p / name).read_text())
+
+
+def _unlink(name):
+    return lambda p: (p / name).unlink()
+
+
+def _write(name, data: bytes):
+    return lambda p: (p / name).write_bytes(data)
+
+
+DAMAGES = {
+    "no tokenizer.json": (
+        _unlink("tokenizer/tokenizer.json"),
+        FileNotFoundError,
+        r"missing \['tokenizer/tokenizer.json'\]; copy the whole directory",
+    ),
+    "run_config a string": (
+        lambda p: _meta(p, lambda m: m.__setitem__("run_config", "oops")),
+        ValueError,
+        r"p5rec_config.json: `run_config` must be a mapping .* got str",
+    ),
+    "max_input_length text": (
+        _set_model("max_input_length", "abc"),
+        ValueError,
+        r"p5rec_config.json: `run_config.model.max_input_length` must be an integer >= 8, got 'abc'; set it",
+    ),
+    "max_target_length float": (
+        _set_model("max_target_length", 3.5),
+        ValueError,
+        r"`run_config.model.max_target_length` must be an integer >= 2, got 3.5",
+    ),
+    "config random bytes": (
+        _write("p5rec_config.json", bytes(range(256))),
+        ValueError,
+        r"p5rec_config.json: not a text file .*copy the model directory again",
+    ),
+    "config a list": (_write("p5rec_config.json", b"[1]"), ValueError, r"p5rec_config.json: expected a JSON object"),
+    "catalog line": (_prepend_line("catalog.jsonl", "{broken"), ValueError, r"catalog.jsonl:1: not a JSON object"),
+    "catalog row without id": (
+        _prepend_line("catalog.jsonl", '{"title": "no id"}'),
+        ValueError,
+        r"catalog.jsonl:1: expected an object with a string `item_id`",
+    ),
+    "history a string": (
+        _write("histories.json", b'{"u": "item"}'),
+        ValueError,
+        r"histories.json: `u` must map to a list of catalog item IDs",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage, error, match", list(DAMAGES.values()), ids=list(DAMAGES))
+def test_a_damaged_model_directory_names_the_file_the_key_and_the_fix(tiny_model_dir, tmp_path, damage, error, match):
+    broken = tmp_path / "damaged"
+    shutil.copytree(tiny_model_dir, broken)
+    damage(broken)
+    with pytest.raises(error, match=match):
+        Recommender.from_pretrained(broken)
+
+
+def test_loading_and_saving_print_no_progress_bars(tiny_model_dir, tmp_path, capfd, monkeypatch):
+    import transformers
+
+    import p5rec.api
+
+    load = p5rec.api._load_model
+
+    def load_with_a_bar(*args, **kwargs):  # what transformers does per weight file in some versions
+        for _ in transformers.utils.logging.tqdm(range(3), desc="Loading weights"):
+            pass
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(p5rec.api, "_load_model", load_with_a_bar)
+    capfd.readouterr()
+    rec = Recommender.from_pretrained(tiny_model_dir)
+    rec.save_pretrained(tmp_path / "again")
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err, err
+    assert transformers.utils.logging.is_progress_bar_enabled()  # restored for the caller
