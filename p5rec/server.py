@@ -53,8 +53,9 @@ Feature = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 
 
 class _Request(BaseModel):
-    # Unknown fields are errors: a typo such as "exclude_seem" must not silently use the default.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are errors: a typo such as "exclude_seem" must not silently use the default. Types are
+    # strict: `"k": true` or `"k": "5"` is a 422, not one item or five.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RecommendRequest(_Request):
@@ -385,8 +386,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = str(exc.detail)
-        if exc.status_code == 400:  # FastAPI's body reader failed: in practice, bytes that are not UTF-8
-            message = f"{message}: send a JSON object encoded as UTF-8"
+        if exc.status_code == 400:  # FastAPI's body reader failed; the cause says why
+            message = _body_error(exc.__cause__, message)
         return _error(exc.status_code, kind, message)
 
     @app.exception_handler(KeyError)
@@ -404,6 +405,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _body_error(cause: BaseException | None, message: str) -> str:
+    """What was wrong with a body FastAPI could not parse (it raises the same 400 for every cause)."""
+    if isinstance(cause, RecursionError):
+        return f"{message}: the JSON is nested too deeply; send a flat JSON object"
+    if isinstance(cause, UnicodeDecodeError):
+        return f"{message}: the bytes are not UTF-8 (byte {cause.start}); send a JSON object encoded as UTF-8"
+    if cause is not None:
+        return f"{message} ({type(cause).__name__}); send a JSON object"
+    return message
 
 
 # ---------------------------------------------------------------------------------- running

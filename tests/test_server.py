@@ -225,3 +225,38 @@ def test_invalid_batching_settings(rec):
         create_app(rec, max_batch=1, batch_wait_ms=-1)
     with pytest.raises(RuntimeError, match="not running"):
         RecommendBatcher(rec).submit(RecommendRequest(user=_user(rec)))
+
+
+# ---------------------------------------------------------------------------------- strict types (#17)
+@pytest.mark.parametrize(
+    "path, field, value",
+    [
+        ("/recommend", "k", True),
+        ("/recommend", "k", "5"),
+        ("/recommend", "k", 5.0),
+        ("/recommend", "exclude_seen", "false"),
+        ("/recommend", "exclude_seen", 0),
+        ("/generate", "num_beams", "2"),
+        ("/explain", "feature", 123),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_rejected_not_converted(client, rec, path, field, value):
+    body = {
+        "/recommend": {"user": _user(rec)},
+        "/generate": {"prompt": "hi"},
+        "/explain": {"user": _user(rec), "item": _item(rec)},
+    }[path] | {field: value}
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["message"].startswith(f"{field}: "), r.json()
+
+
+def test_deeply_nested_json_is_named_as_such(client):
+    raw = b'{"text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = client.post("/summarize", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert "nested too deeply" in message and "UTF-8" not in message
+    r = client.post("/summarize", content=b'{"text": "caf\xe9"}', headers={"content-type": "application/json"})
+    assert "not UTF-8" in r.json()["error"]["message"]
+    assert client.get("/health").json()["status"] == "ok"
