@@ -3,11 +3,17 @@
 Shared by the beam search and the exact scorers. The prompt (encoder input, or the left-padded
 decoder-only prompt) is run once per input row together with the forced ID prefix; the cache is
 then gathered to as many rows as needed (beams, or (row, item) pairs).
+
+transformers 5.24 renamed the forward argument and output field ``past_key_values`` to ``cache``
+(the old name warns, and goes in 5.40); :func:`cache_keyword` picks the name the model's own
+``forward`` declares, so the same code runs without warnings on both sides of the rename.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -52,11 +58,32 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+def cache_keyword(model: torch.nn.Module) -> str:
+    """The name under which `model`'s forward takes and returns the KV cache.
+
+    ``"cache"`` for transformers >= 5.24, ``"past_key_values"`` for earlier releases (and for a model
+    whose forward declares neither, as it then passes keywords through to one that predates the
+    rename). A peft wrapper passes keywords through, so its base model decides.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _forward_cache_keyword(type(base))
+
+
+@functools.cache
+def _forward_cache_keyword(cls: type) -> str:
+    try:
+        params = inspect.signature(cls.forward).parameters  # follows the deprecation wrapper to the real forward
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
 class Decoder:
     """A batch of decoding rows over one model and a growing KV cache."""
 
     def __init__(self, model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         self.model = model
+        self.cache_keyword = cache_keyword(model)
         self.device = next(model.parameters()).device
         self.enc_dec = bool(getattr(model.config, "is_encoder_decoder", False))
         self.input_ids = input_ids.to(self.device)
@@ -86,8 +113,8 @@ class Decoder:
                 encoder_outputs=BaseModelOutput(last_hidden_state=self.encoder_hidden),
                 attention_mask=self.attention_mask,
                 decoder_input_ids=dec_in,
-                past_key_values=cache,
                 use_cache=True,
+                **{self.cache_keyword: cache},
             )
         else:
             ids = torch.cat([self.input_ids, prefix], dim=1)
@@ -99,11 +126,11 @@ class Decoder:
                 input_ids=ids,
                 attention_mask=self.attention_mask,
                 position_ids=pos,
-                past_key_values=DynamicCache(config=self.model.config),
                 use_cache=True,
                 logits_to_keep=prefix.shape[1] + 1,
+                **{self.cache_keyword: DynamicCache(config=self.model.config)},
             )
-        self.cache = out.past_key_values
+        self.cache = getattr(out, self.cache_keyword)
         return out.logits[:, -(prefix.shape[1] + 1) :].float()
 
     def reorder(self, rows: torch.Tensor, within_input_rows: bool = False) -> None:
@@ -139,8 +166,8 @@ class Decoder:
                 encoder_outputs=BaseModelOutput(last_hidden_state=self.encoder_hidden),
                 attention_mask=self.attention_mask,
                 decoder_input_ids=tokens,
-                past_key_values=self.cache,
                 use_cache=True,
+                **{self.cache_keyword: self.cache},
             )
         else:
             n, length = tokens.shape
@@ -151,8 +178,8 @@ class Decoder:
                 input_ids=tokens,
                 attention_mask=self.attention_mask,
                 position_ids=pos,
-                past_key_values=self.cache,
                 use_cache=True,
+                **{self.cache_keyword: self.cache},
             )
-        self.cache = out.past_key_values
+        self.cache = getattr(out, self.cache_keyword)
         return out.logits.float()
