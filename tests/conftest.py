@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-# Tiny models gain nothing from threads, and on a shared 2-core machine threads only contend.
+# Tiny models gain nothing from threads, and on a shared 2-core machine threads only contend. The
+# environment variable keeps it so for CLI commands run in-process (they set torch's threads from it)
+# and for subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 TINY_RUN = {

@@ -12,7 +12,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from p5rec.cli._threads import add_threads_argument, set_torch_threads
+
 COMMANDS: list[str] = ["demo", "data", "prompts", "recommend", "serve", "evaluate", "train"]
+# Subcommands that run a model get `--threads` and have torch's CPU threads set before they start.
+THREADED: tuple[str, ...] = ("demo", "train", "evaluate", "serve", "recommend", "rate", "explain", "summarize")
 
 
 def add_override_argument(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"p5rec.cli.{name}").register(sub)
+    for name in THREADED:
+        command = sub.choices[name]
+        if not any("--threads" in action.option_strings for action in command._actions):
+            add_threads_argument(command)
     return parser
 
 
@@ -42,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in THREADED:
+            set_torch_threads(args.threads)
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as e:
         # User errors: one clear line, no traceback. Programming errors still raise.

@@ -31,11 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="longest wait (ms) for more /recommend requests to join a batch (default 5)",
     )
     p.add_argument("--device", default="auto", help='"auto" (GPU when available), "cpu", "cuda", ... (default auto)')
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for torch (default: torch's choice); 1 is often fastest on small, shared machines",
-    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -47,8 +42,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"`--batch-wait-ms` ({args.batch_wait_ms}) must be >= 0")
     if not 0 <= args.port <= 65535:
         raise ValueError(f"`--port` ({args.port}) must be between 0 and 65535")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"`--threads` ({args.threads}) must be >= 1")
     try:
         import uvicorn
 
@@ -58,10 +51,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from p5rec.cli.recommend import load_recommender
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     recommender = load_recommender(args.model, args.device, batch_size=max(32, args.max_batch))
     app = create_app(recommender, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
