@@ -6,7 +6,7 @@ is included. Speed does not depend on what the model learned, so without ``--mod
 "mini" model is built on the built-in synthetic data (1,000 users by default).
 
     OMP_NUM_THREADS=2 python benchmarks/bench_eval_speed.py                 # 1,000 users, beam 20, CPU
-    python benchmarks/bench_eval_speed.py --model /tmp/p5rec-bench-quality/run/model --users 500
+    python benchmarks/bench_eval_speed.py --model DIR --users 500          # a saved model, e.g. bench_quality.py's
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ leave-one-out over the full catalog (history excluded), on the first seen sequen
 with the users `evaluate_ranker` would pick. MostPop on the same users is printed as a floor.
 
     python benchmarks/bench_id_schemes.py                                    # built-in data, ~10 min on 1 CPU thread
-    python benchmarks/bench_id_schemes.py --dataset musical_instruments      # prepares it first
+    python benchmarks/bench_id_schemes.py --dataset musical_instruments      # prepares it first (--reviews FILE)
     python benchmarks/bench_id_schemes.py --dataset musical_instruments --epochs 20 --preset mini \\
         --eval-users 0                                                       # full size (GPU)
 """
@@ -21,10 +21,15 @@ from pathlib import Path
 import numpy as np
 
 SCHEMES = ("random", "sequential", "collaborative", "semantic")
-MI_REVIEWS = "/work/shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz"
+# The shared data folder beside the checkout (../shared/data), or what `p5rec data download
+# amazon2014/Musical_Instruments` fetched: pass that file with --reviews.
+MI_REVIEWS = (
+    Path(__file__).resolve().parents[1].parent
+    / "shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz"
+)
 
 
-def load(dataset: str, cache: Path, num_users: int):
+def load(dataset: str, cache: Path, num_users: int, reviews: Path = MI_REVIEWS):
     """The tables of `dataset`: the built-in synthetic data, or Musical Instruments prepared once into `cache`."""
     from p5rec.data.synthetic import generate
     from p5rec.data.tables import RecData
@@ -35,7 +40,12 @@ def load(dataset: str, cache: Path, num_users: int):
     if not out.exists():
         from p5rec.data.prepare import prepare_dataset
 
-        prepare_dataset("amazon2014", out, reviews=MI_REVIEWS, k_core=5, name="musical_instruments")
+        if not reviews.is_file():
+            raise SystemExit(
+                f"--reviews {reviews} does not exist: download it with `p5rec data download "
+                "amazon2014/Musical_Instruments` and pass the reviews_Musical_Instruments_5.json.gz it prints"
+            )
+        prepare_dataset("amazon2014", out, reviews=reviews, k_core=5, name="musical_instruments")
     return RecData.load_from_disk(str(out))
 
 
@@ -121,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beams", type=int, default=20, help="beam width of constrained decoding")
     parser.add_argument("--synthetic-users", type=int, default=600, help="users of the built-in data")
     parser.add_argument("--cache", default="runs/bench_data", help="where prepared datasets are kept")
+    parser.add_argument(
+        "--reviews",
+        type=Path,
+        default=MI_REVIEWS,
+        help="Musical Instruments reviews_Musical_Instruments_5.json.gz (default: ../shared/data beside the checkout)",
+    )
     parser.add_argument("--out", help="write the rows as JSON here")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.manual_seed(0)
-    data = load(args.dataset, Path(args.cache), args.synthetic_users)
+    data = load(args.dataset, Path(args.cache), args.synthetic_users, args.reviews)
     size = f"{len(data.user_ids)} users, {len(data.item_ids)} items"
     print(f"{args.dataset}: {size}; preset {args.preset}, {args.epochs} epochs")
     rows = [most_pop(data, args)]
