@@ -105,3 +105,26 @@ def test_cli_evaluate_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
     assert "`--max-users` (0) must be >= 1" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path / "missing")]) == 1
     assert "is not a folder written by `p5rec data prepare`" in capsys.readouterr().err
+
+
+def test_evaluate_shows_progress_and_an_estimate_and_scores_as_one_call(tiny_fit, capsys):
+    """#17 item 10: a long evaluation says how far it is and about how long is left."""
+    import re
+
+    from p5rec.cli.evaluate import evaluate_with_progress
+    from p5rec.evaluation.evaluate import EvalConfig, evaluate
+
+    rec, builder = tiny_fit.recommender, tiny_fit.prepared.builder
+    cfg = EvalConfig(tasks=("sequential", "rating"), max_users=6, max_templates=2, greedy_rating=False)
+    stepped = evaluate_with_progress(rec.predictor, builder, cfg)
+    out = capsys.readouterr().out.splitlines()
+    whole = evaluate(rec.predictor, builder, cfg, progress=False)
+    assert [(r["template"], r["n"]) for r in stepped.rows] == [(r["template"], r["n"]) for r in whole.rows]
+    for a, b in zip(stepped.rows, whole.rows, strict=True):
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for m in a["metrics"].keys() - {"examples_per_s"}:
+            assert a["metrics"][m] == pytest.approx(b["metrics"][m], nan_ok=True), m
+    n = len(whole.rows)
+    assert re.match(rf"evaluating {n} templates of 2 tasks, up to 6 users or reviews each", out[0])
+    assert re.match(rf"  \[1/{n}\] sequential/\S+ \(seen, n=6\) \d+s: .*; about \d+s left$", out[1])
+    assert out[-1].startswith(f"  [{n}/{n}] rating/") and "left" not in out[-1]

@@ -4,11 +4,16 @@ The model directory holds its run config; the same splits are rebuilt from the s
 synthetic generator's settings, or the prepared dataset it names, or `--data`), and prompts are
 rendered with the model's own item/user ID indexes and templates. Writes report.json, report.md
 and PNG plots into `--out`.
+
+P5's full protocol scores every template on every test user: hours for a real dataset on a CPU.
+`--max-templates 1 --max-users 500` gives the seen/unseen comparison in minutes; a line per
+template shows how far the run is and about how long the rest will take.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -119,6 +124,51 @@ def rebuild_builder(rec, data_dir: str | None = None):
     return builder, data
 
 
+def evaluate_with_progress(predictor, builder, cfg, progress: bool = True):
+    """`evaluate` one template at a time, printing [k/N], the time taken and an estimate of the time left.
+
+    Each template draws its users and negatives from the same seed either way, so the result equals
+    one `evaluate` call over all of them.
+    """
+    from p5rec.evaluation.evaluate import EvalResult, evaluate
+
+    plan = [(task, tpl) for task in cfg.tasks for tpl in cfg.select_templates(builder, task)]
+    if progress:
+        per = f"up to {cfg.max_users} users or reviews each" if cfg.max_users else "every test user or review"
+        print(
+            f"evaluating {len(plan)} templates of {len({t for t, _ in plan})} tasks, {per} "
+            "(narrow with --tasks, --max-templates, --max-users)",
+            flush=True,
+        )
+    result = EvalResult()
+    seconds: dict[str, list[float]] = {}
+    for k, (task, tpl) in enumerate(plan, start=1):
+        one = dataclasses.replace(cfg, tasks=(task,), templates=(tpl.id,), max_templates=None)
+        start = time.perf_counter()
+        rows = evaluate(predictor, builder, one, progress=False).rows
+        seconds.setdefault(task, []).append(time.perf_counter() - start)
+        result.rows += rows
+        if progress:
+            every = [s for times in seconds.values() for s in times]
+            left = sum(_mean(seconds.get(t) or every) for t, _ in plan[k:])
+            shown = {m: round(v, 4) for m, v in list(rows[0]["metrics"].items())[:4]} if rows else "no examples"
+            n = rows[0]["n"] if rows else 0
+            print(
+                f"  [{k}/{len(plan)}] {task}/{tpl.id} ({tpl.split}, n={n}) {seconds[task][-1]:.0f}s: {shown}"
+                + (f"; about {_duration(left)} left" if k < len(plan) else ""),
+                flush=True,
+            )
+    return result
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def find_train_log(model_dir: Path, run_config: dict[str, Any]) -> Path | None:
     """``train_log.jsonl`` in the model folder, its parent, or the run's `train.output_dir`."""
     candidates = [model_dir / "train_log.jsonl", model_dir.parent / "train_log.jsonl"]
@@ -131,7 +181,6 @@ def find_train_log(model_dir: Path, run_config: dict[str, Any]) -> Path | None:
 def run(args: argparse.Namespace) -> int:
     from p5rec.api import Recommender
     from p5rec.evaluation.baselines import SASRecConfig
-    from p5rec.evaluation.evaluate import evaluate
     from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines, parse_baselines
     from p5rec.evaluation.report import build_report, markdown_table, write_report
 
@@ -152,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    result = evaluate(rec.predictor, builder, cfg, progress=progress)
+    result = evaluate_with_progress(rec.predictor, builder, cfg, progress=progress)
     timings["model_s"] = time.perf_counter() - start
     if not result.rows:
         raise ValueError(f"nothing was evaluated: no usable template for tasks {list(cfg.tasks)} on this data")
