@@ -390,8 +390,13 @@ class Recommender:
 
     # --------------------------------------------------------------- save/load
     def save_pretrained(self, path: str | os.PathLike) -> None:
-        """Write the model directory atomically (a temp folder renamed into place)."""
+        """Write the model directory atomically (a temp folder renamed into place).
+
+        `path` must be new, an empty folder or an earlier model directory (which is replaced whole);
+        a folder of other files is refused before anything is written (:func:`check_model_dir`).
+        """
         path = Path(path)
+        check_model_dir(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -472,6 +477,30 @@ class Recommender:
                 f"{tok} does not fit this model's item index ({e}): the tokenizer files are damaged or come from "
                 "another model; copy the whole model directory again"
             ) from None
+
+
+def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
+    """Refuse to save a model over a folder that holds other files; call it before training to fail early.
+
+    Saving replaces a model directory whole, so only a new path, an empty folder or a folder written
+    by :meth:`Recommender.save_pretrained` (it holds ``p5rec_config.json``) may receive one.
+
+    Args:
+        path: where the model is to be saved.
+        flag: the name the caller knows the path by, for the message (``output_dir``, ``--output``).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"`{flag}` ({str(path)!r}) is a file, not a folder: choose a new folder for the model")
+    if not path.is_dir() or (path / CONFIG_FILE).is_file():
+        return
+    others = sorted(p.name for p in path.iterdir())
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise ValueError(
+            f"`{flag}` ({str(path)!r}) is a folder that is not a p5rec model directory and is not empty ({shown}): "
+            "saving would replace it whole; choose a new or empty folder"
+        )
 
 
 def _check_user_type(user: object, optional: bool = False) -> None:

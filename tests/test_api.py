@@ -267,3 +267,23 @@ def test_loading_and_saving_print_no_progress_bars(tiny_model_dir, tmp_path, cap
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "Writing model shards" not in err, err
     assert transformers.utils.logging.is_progress_bar_enabled()  # restored for the caller
+
+
+def test_saving_never_replaces_a_folder_of_other_files(tiny_fit, tmp_path):
+    """#17 item 1's rule for models: p5rec deletes only what it wrote."""
+    from p5rec.api import check_model_dir
+
+    rec = tiny_fit.recommender
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"`path` \(.*mine'\) is a folder that is not a p5rec model .*\(notes.txt\)"):
+        rec.save_pretrained(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # nothing half-written beside it
+    with pytest.raises(ValueError, match=r"`--output` .* is a file"):
+        check_model_dir(mine / "notes.txt", flag="--output")
+    (tmp_path / "empty").mkdir()
+    rec.save_pretrained(tmp_path / "empty")
+    rec.save_pretrained(tmp_path / "empty")  # a model directory is replaced
+    check_model_dir(tmp_path / "empty")
