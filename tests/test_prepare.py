@@ -229,8 +229,8 @@ def test_prepare_refuses_a_folder_of_other_files_and_deletes_nothing(tmp_path, c
         prepare_dataset("amazon2014", out / "thesis.tex", reviews=reviews)
 
     # --overwrite writes the dataset into the folder and still keeps the user's files.
-    rc = main(["data", "prepare", "--source", "amazon2014", "--reviews", str(reviews), "--out", str(out), "--overwrite"])
-    assert rc == 0
+    args = ["data", "prepare", "--source", "amazon2014", "--reviews", str(reviews), "--out", str(out)]
+    assert main([*args, "--overwrite"]) == 0
     assert (out / "thesis.tex").read_text() == "years of work"
     assert RecData.load_from_disk(out).stats()["interactions"] == 25
     # A dataset folder is replaced without the flag; files the user put in it stay.
