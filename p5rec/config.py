@@ -280,7 +280,7 @@ def _as_int(value: Any, where: str) -> int:
         except ValueError:
             number = None
     if number is None or not math.isfinite(number) or number != int(number):
-        raise ValueError(f"{where} must be int (a whole number), got {value!r}")
+        raise ValueError(f"{where} must be int, got {value!r} (a whole number)")
     return int(number)
 
 

@@ -63,7 +63,7 @@ def test_numeric_text_becomes_a_number_for_numeric_fields(tmp_path):
     [
         ("train.weight_decay=abc", r"`weight_decay` must be a number, got 'abc'"),
         ("model.dropout=abc", r"`dropout` must be a number, got 'abc'"),
-        ("train.epochs=2.5", r"`epochs` must be int \(a whole number\), got 2.5"),
+        ("train.epochs=2.5", r"`epochs` must be int, got 2.5 \(a whole number\)"),
         ("train.learning_rate=nan", r"`learning_rate` must be a number"),
         ("train.plot=maybe", r"`plot` must be true or false, got 'maybe'"),
         ("output_dir=", r"`output_dir` \(''\) is empty: .*give a folder"),
