@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec.decoding import ItemTrie, answer_distribution, expected_rating, recommend_items
+from p5rec.decoding import ItemTrie, answer_distribution, expected_rating, recommend_items, score_targets
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import RATING_VALUES
@@ -36,7 +36,7 @@ class Predictor:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         id_strings: Sequence[str],
-        max_input_length: int = 256,
+        max_input_length: int = 512,
         max_target_length: int = 64,
         batch_size: int = 32,
     ) -> None:
@@ -81,6 +81,19 @@ class Predictor:
                     exclude=None if exclude is None else list(exclude[start : start + n]),
                     candidates=None if candidates is None else list(candidates[start : start + n]),
                 )
+        return out
+
+    @torch.inference_mode()
+    def target_logprob(self, prompts: Sequence[str], targets: Sequence[int]) -> list[float]:
+        """Per prompt, the log-probability of one catalog item's ID (tokens + eos), by teacher forcing."""
+        out: list[float] = []
+        ids = self.trie.item_tokens
+        lengths = self.trie.item_lengths.tolist()
+        with self._lock:
+            for start, batch in self._batches(prompts):
+                rows = targets[start : start + batch["input_ids"].shape[0]]
+                seqs = [ids[i, : lengths[i]].tolist() for i in rows]
+                out += score_targets(self.model, batch, seqs).tolist()
         return out
 
     @torch.inference_mode()

@@ -1,6 +1,6 @@
 """Constrained decoding: item IDs from a tensor trie, exact scorers, rating and answer read-outs."""
 
-from p5rec.decoding.generate import recommend_items, score_items
+from p5rec.decoding.generate import recommend_items, score_items, score_targets
 from p5rec.decoding.processors import (
     CandidateItemsLogitsProcessor,
     ExcludeItemsLogitsProcessor,
@@ -33,4 +33,5 @@ __all__ = [
     "recommend_items",
     "reference_recommend_items",
     "score_items",
+    "score_targets",
 ]

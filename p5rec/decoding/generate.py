@@ -29,7 +29,7 @@ import torch
 from p5rec.decoding._decoder import Decoder, check_batch, eval_mode
 from p5rec.decoding.trie import ItemTrie, RowItemCounts
 
-__all__ = ["recommend_items", "score_items"]
+__all__ = ["recommend_items", "score_items", "score_targets"]
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -258,3 +258,40 @@ def score_items(
                 gathered = _token_logprobs(step_logits.flatten(0, 1), seq[:, 1:].reshape(-1, 1)).view(len(chunk), -1)
                 total[rows, its] += gathered.sum(1)
     return total.cpu()
+
+
+def score_targets(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], targets: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """Exact log-probability of one given token sequence per row (e.g. the held-out item + eos).
+
+    One teacher-forced pass: the prompt, then the target tokens. Validation reads it as the
+    likelihood of the true answer, which moves smoothly while ranking metrics on a few thousand
+    users are still flat or noisy.
+
+    Args:
+        model: a HF encoder-decoder or decoder-only LM (run in eval mode, restored afterwards).
+        batch (`dict`): `input_ids` and `attention_mask` `(B, T)`; decoder-only prompts left-padded.
+        targets (`list[list[int]]`): per row, the token ids to score (include eos to score the end).
+
+    Returns:
+        `(B,)` float32 tensor on the CPU: sum of the targets' token log-probabilities.
+    """
+    input_ids, attention_mask = check_batch(batch)
+    _per_row("targets", targets, input_ids.shape[0])
+    if any(len(t) == 0 for t in targets):
+        raise ValueError("`targets` holds an empty sequence; give at least one token per row.")
+    b, width = input_ids.shape[0], max(len(t) for t in targets)
+    with eval_mode(model):
+        dec = Decoder(model, input_ids, attention_mask)
+        pad = 0
+        tokens = torch.full((b, width), pad, dtype=torch.long, device=dec.device)
+        real = torch.zeros((b, width), dtype=torch.bool, device=dec.device)
+        for r, t in enumerate(targets):
+            tokens[r, : len(t)] = torch.tensor(list(t), device=dec.device)
+            real[r, : len(t)] = True
+        logits = dec.start(tokens[:, :0])  # (B, 1, V): the first target token's distribution
+        if width > 1:
+            logits = torch.cat([logits, dec.step(tokens[:, :-1])], dim=1)  # (B, width, V)
+        logp = logits.log_softmax(-1).gather(2, tokens[:, :, None])[:, :, 0]
+        return (logp * real).sum(1).cpu()

@@ -42,6 +42,8 @@ class EvalConfig:
             unseen), in file order; None scores all. P5 reports every template; on a CPU budget
             one or two per split keep the seen/unseen comparison at a fraction of the cost.
         templates: only these template ids (None: all usable ones).
+        template_splits: which template splits to score ("seen", "unseen"); validation needs only
+            the seen ones.
         greedy_rating: also decode ratings and yes/no answers greedily without constraint and
             parse the text (``greedy_*`` metrics, unparseable or out-of-range outputs counted as
             invalid); the main ``rmse``/``mae`` read the expected rating and the yes/no
@@ -57,6 +59,7 @@ class EvalConfig:
     seed: int = 2022
     max_templates: int | None = None
     templates: Sequence[str] | None = None
+    template_splits: Sequence[str] = ("seen", "unseen")
     greedy_rating: bool = True
 
     def __post_init__(self) -> None:
@@ -73,10 +76,13 @@ class EvalConfig:
                 raise ValueError(f"`{name}` ({value!r}) must be a positive integer or None (no cap)")
         if self.text_beams < 1:
             raise ValueError(f"`text_beams` ({self.text_beams}) must be >= 1 (1 = greedy)")
+        bad = [s for s in self.template_splits if s not in ("seen", "unseen")]
+        if bad or not self.template_splits:
+            raise ValueError(f"`template_splits` ({list(self.template_splits)}) must name 'seen' and/or 'unseen'")
 
     def select_templates(self, builder: ExampleBuilder, task: str) -> list[PromptTemplate]:
         """The templates of `task` to score: usable with the data, filtered by `templates`, capped per split."""
-        chosen = builder.usable_templates(task)
+        chosen = [t for t in builder.usable_templates(task) if t.split in self.template_splits]
         if self.templates is not None:
             chosen = [t for t in chosen if t.id in set(self.templates)]
         if self.max_templates is None:
@@ -198,7 +204,10 @@ def _score(
             ranked = predictor.rank(prompts, k=k, num_beams=cfg.num_beams, exclude=exclude)
         ranked_ids = [[predictor_item for predictor_item, _ in r] for r in ranked]
         targets = [index[e.item] for e in examples]
-        return ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
+        metrics = ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
+        if task == "sequential":  # the true item's likelihood: smooth where ranks on a few users are not
+            metrics["nll"] = -float(np.mean(predictor.target_logprob(prompts, targets)))
+        return metrics
     if kind == "rating":
         truths = [e.meta["rating"] for e in examples]
         metrics = rating_metrics(predictor.rate(prompts), truths)
