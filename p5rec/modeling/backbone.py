@@ -14,12 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
+from tokenizers import AddedToken
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSeq2SeqLM,
     GPT2Config,
     GPT2LMHeadModel,
+    GPTNeoXConfig,
+    GPTNeoXForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -29,13 +32,17 @@ from transformers import (
     T5Tokenizer,
 )
 
-# name -> (d_model, layers per stack, heads, d_ff). "small" has the shape of t5-small.
+# name -> (d_model, layers per stack, heads, d_ff). Decoder-only architectures stack twice the layers
+# (an encoder-decoder has two stacks), so "nano" is SASRec's network as a decoder-only model: two
+# blocks of width 64, one head, a feed-forward as wide as the model. "small" has the shape of t5-small.
 PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "nano": (64, 1, 1, 64),
     "tiny": (64, 2, 2, 256),
     "mini": (256, 4, 4, 1024),
     "small": (512, 6, 8, 2048),
 }
-ARCHITECTURES = ("t5", "gpt2", "llama")
+ARCHITECTURES = ("t5", "gpt2", "llama", "gpt_neox")
+AUTO = "auto"
 
 
 @dataclass
@@ -43,22 +50,32 @@ class ModelConfig:
     """Which backbone to use.
 
     Args:
-        backbone: a preset name ("tiny", "mini", "small": built from scratch, offline) or a Hugging
-            Face model id / local path ("t5-small", "google/flan-t5-base", "gpt2", ...).
-        architecture: for presets, "t5" (encoder-decoder), "gpt2" or "llama" (decoder-only; twice
-            the layers of the T5 stacks so the parameter count is similar). Ignored for checkpoints.
-        vocab_size: SentencePiece vocabulary size for presets (the data's text and IDs).
+        backbone: "auto" (a preset chosen from the data by `p5rec.recipe`), a preset name ("nano",
+            "tiny", "mini", "small": built from scratch, offline) or a Hugging Face model id / local
+            path ("t5-small", "google/flan-t5-base", "gpt2", ...).
+        architecture: for presets, "gpt_neox" (decoder-only with rotary positions and dropout on
+            embeddings, attention and residuals: the default), "gpt2" or "llama" (decoder-only; twice
+            the layers of the T5 stacks so the parameter count is similar), or "t5" (encoder-decoder).
+            Ignored for checkpoints.
+        vocab_size: SentencePiece vocabulary size for presets (the data's text; ID tokens come on top).
         max_input_length / max_target_length: token limits (inputs are truncated on the left side
             of the history by the renderer, here only as a safety net).
-        dropout: dropout rate of scratch models.
+        dropout: dropout on embeddings and residual paths of scratch models; None lets the recipe
+            choose it from the data (0.1 when a model is built outside the recipe).
+        attention_dropout: dropout on attention probabilities of scratch models; None: as `dropout`
+            (SASRec's choice). Lower it (0.1) for prompts whose answer must read the history back
+            through attention (text after the history): at 0.5 next-item NDCG@10 fell by ~25% for
+            such prompts, while for the shipped prompts, which end with the history, 0.5 was best
+            (docs/benchmarks.md).
     """
 
-    backbone: str = "tiny"
-    architecture: str = "t5"
+    backbone: str = AUTO
+    architecture: str = "gpt_neox"
     vocab_size: int = 2000
-    max_input_length: int = 256
+    max_input_length: int = 512
     max_target_length: int = 64
-    dropout: float = 0.1
+    dropout: float | None = None
+    attention_dropout: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -67,10 +84,27 @@ class ModelConfig:
             raise ValueError(f"`vocab_size` ({self.vocab_size}) must be >= 64")
         if self.max_input_length < 8 or self.max_target_length < 2:
             raise ValueError("`max_input_length` must be >= 8 and `max_target_length` >= 2")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` ({value!r}) must be in [0, 1)")
 
     @property
     def is_preset(self) -> bool:
         return self.backbone in PRESETS
+
+    @property
+    def is_auto(self) -> bool:
+        """True while the backbone is still to be chosen from the data (`p5rec.recipe.resolve`)."""
+        return self.backbone == AUTO
+
+    @property
+    def hidden_dropout(self) -> float:
+        return 0.1 if self.dropout is None else self.dropout
+
+    @property
+    def attention_probs_dropout(self) -> float:
+        return self.hidden_dropout if self.attention_dropout is None else self.attention_dropout
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols: Iterable[str] = ()) -> T5Tokenizer:
@@ -114,6 +148,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
 
 def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> PreTrainedModel:
     """A randomly initialized model of the preset's shape, sized to `tokenizer`."""
+    if config.is_auto:
+        raise ValueError("`backbone` is 'auto': resolve it from the data first (`p5rec.recipe.resolve`)")
     if not config.is_preset:
         raise ValueError(f"`backbone` {config.backbone!r} is not a preset; choose one of {sorted(PRESETS)} or load it")
     d_model, layers, heads, d_ff = PRESETS[config.backbone]
@@ -128,7 +164,7 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
             num_layers=layers,
             num_decoder_layers=layers,
             num_heads=heads,
-            dropout_rate=config.dropout,
+            dropout_rate=config.hidden_dropout,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             decoder_start_token_id=tokenizer.pad_token_id,
@@ -145,13 +181,31 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
             num_attention_heads=heads,
             num_key_value_heads=heads,
             max_position_embeddings=config.max_input_length + config.max_target_length + 8,
-            attention_dropout=config.dropout,
+            attention_dropout=config.attention_probs_dropout,
             bos_token_id=tokenizer.eos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=True,  # as small Llama 3.2 / Qwen models do; halves the embedding cost
         )
         return _causal_loss(LlamaForCausalLM(cfg))
+    if config.architecture == "gpt_neox":
+        cfg = GPTNeoXConfig(
+            vocab_size=vocab,
+            hidden_size=d_model,
+            intermediate_size=d_ff,
+            num_hidden_layers=2 * layers,
+            num_attention_heads=heads,
+            max_position_embeddings=config.max_input_length + config.max_target_length + 8,
+            hidden_dropout=config.hidden_dropout,  # embeddings and both residual branches
+            attention_dropout=config.attention_probs_dropout,
+            use_parallel_residual=False,  # sequential blocks, as GPT-2 and SASRec
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0},
+            bos_token_id=tokenizer.eos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,  # an item token is read and written with one vector, as in SASRec
+        )
+        return _causal_loss(GPTNeoXForCausalLM(cfg))
     cfg = GPT2Config(
         vocab_size=vocab,
         n_embd=d_model,
@@ -159,9 +213,9 @@ def build_scratch_model(config: ModelConfig, tokenizer: PreTrainedTokenizerBase,
         n_head=heads,
         n_inner=d_ff,
         n_positions=config.max_input_length + config.max_target_length + 8,
-        resid_pdrop=config.dropout,
-        embd_pdrop=config.dropout,
-        attn_pdrop=config.dropout,
+        resid_pdrop=config.hidden_dropout,
+        embd_pdrop=config.hidden_dropout,
+        attn_pdrop=config.attention_probs_dropout,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -202,21 +256,32 @@ def load_pretrained(name_or_path: str, **kwargs) -> tuple[PreTrainedModel, PreTr
 def add_id_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[int]:
     """Add ID tokens to a pretrained tokenizer (and embedding rows when needed); return their ids.
 
-    Tokens the tokenizer already has (a scratch tokenizer trained with them as user symbols) keep
-    their ids. The embedding matrix grows only when the vocabulary outgrows it: checkpoints such
-    as t5-small carry spare rows (32128 for 32100 tokens), which must not be cut off.
+    The embedding matrix grows only when the vocabulary outgrows it: checkpoints such as t5-small
+    carry spare rows (32128 for 32100 tokens), which must not be cut off.
 
     Args:
         model: the model whose input (and output) embeddings may need more rows.
         tokenizer: the tokenizer to extend, in place.
         tokens: the ID tokens (`ItemIndex.new_tokens()` + `UserIndex.new_tokens()`).
     """
+    ids = add_id_tokens_to_tokenizer(tokenizer, tokens)
+    if ids and len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer))
+    return ids
+
+
+def add_id_tokens_to_tokenizer(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> list[int]:
+    """Add ID tokens to `tokenizer` in place (tokens it already has keep their ids); return their ids.
+
+    Each is an added token with `lstrip`: the space before an ID belongs to it, so "bought <item_3> ,
+    <item_7>" holds exactly one token per item whatever the text around it, as the ID tokenizes
+    alone for the decoding trie. Adding tokens to a trained tokenizer costs nothing, where training
+    SentencePiece with every ID as a user symbol took most of the setup time on a 12k-item catalog.
+    """
     tokens = list(tokens)
     if not tokens:
         return []
-    tokenizer.add_tokens(tokens)
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
+    tokenizer.add_tokens([AddedToken(t, lstrip=True, rstrip=False, normalized=False) for t in tokens])
     ids = tokenizer.convert_tokens_to_ids(tokens)
     unk = [t for t, i in zip(tokens, ids) if i is None or i == tokenizer.unk_token_id]
     if unk:
