@@ -19,11 +19,13 @@ from transformers import PreTrainedTokenizerBase
 class Encoded:
     """Token ids per example: `input_ids` (prompt), `labels` (target incl. eos) and, optionally, a
     loss group per example (`groups`: task or family index) that the collator passes on as `task_ids`
-    so the loss can be split by task (uncertainty weighting)."""
+    so the loss can be split by task (uncertainty weighting), and extra losses inside the prompt
+    (`prompt_labels`, see `history_labels`)."""
 
     input_ids: list[list[int]]
     labels: list[list[int]]
     groups: list[int] | None = None
+    prompt_labels: list[list[tuple[int, int]]] | None = None  # per example: (prompt position, token) losses
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -49,6 +51,63 @@ def encode(
     # Keep the *end* of a long prompt: the instruction is often after a long history.
     tgt = [t[: max_target_length - 1] + [eos] for t in tgt]
     return Encoded(src, tgt)
+
+
+def history_labels(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[int]],
+    histories: Sequence[Sequence[str] | None],
+    next_items: Sequence[str | None],
+) -> list[list[tuple[int, int]]] | None:
+    """Next-item losses inside each prompt: the history, read left to right, predicts each next item.
+
+    SASRec, BERT4Rec and HSTU learn from every position of a history in one pass, where a P5 prompt
+    gives one answer. With one token per item, the hidden state at the token of history item j is
+    trained to predict item j + 1 (and the last one the item that followed the history), whatever
+    the template puts between them (" , ", words): the loss label sits on the token after item j,
+    since position t predicts label t + 1. A template listing the history in another order (newest
+    first) or only partly (a truncated prompt) gets no such labels, only its answer.
+
+    Args:
+        tokenizer: the tokenizer the prompts were encoded with; item IDs must be single tokens of it.
+        prompts: token ids per prompt (as fed to the model).
+        histories: per prompt, the ID strings of the history it shows, oldest first (None: none).
+        next_items: per prompt, the ID string of the item that followed that history (None: unknown).
+
+    Returns:
+        Per prompt, `(position, token id)` pairs; None when the IDs are not single tokens (text IDs
+        such as "item_12"), where there is no item token to read the prediction from.
+    """
+    strings = {s for h in histories if h for s in h} | {s for s in next_items if s}
+    if not strings:
+        return [[] for _ in prompts]
+    ordered = sorted(strings)
+    token_of = dict(zip(ordered, tokenizer.convert_tokens_to_ids(ordered)))
+    if any(t is None or t == tokenizer.unk_token_id for t in token_of.values()):
+        return None
+    out: list[list[tuple[int, int]]] = []
+    for ids, history, nxt in zip(prompts, histories, next_items, strict=True):
+        labels: list[tuple[int, int]] = []
+        if history:
+            wanted = [token_of[s] for s in history]
+            members = set(wanted)
+            shown = [(p, t) for p, t in enumerate(ids) if t in members]
+            start = _find_run([t for _, t in shown], wanted)
+            if start is not None:
+                positions = [p for p, _ in shown[start : start + len(wanted)]]
+                followers = wanted[1:] + ([token_of[nxt]] if nxt else [])
+                labels = [(p + 1, t) for p, t in zip(positions, followers) if p + 1 < len(ids)]
+        out.append(labels)
+    return out
+
+
+def _find_run(sequence: list[int], run: list[int]) -> int | None:
+    """Index where `run` occurs contiguously in `sequence` (first occurrence), else None."""
+    n = len(run)
+    for i in range(len(sequence) - n + 1):
+        if sequence[i : i + n] == run:
+            return i
+    return None
 
 
 def encode_prompts(
@@ -102,8 +161,9 @@ class Seq2SeqCollator:
 
 
 class CausalCollator:
-    """Joins prompt + target for a decoder-only model; the loss covers the target only, or with
-    `loss_on_prompt` the prompt too (the history is then also learned as a sequence of items)."""
+    """Joins prompt + target for a decoder-only model; the loss covers the target, plus the
+    `prompt_labels` of each example (next items inside the history), or with `loss_on_prompt` every
+    prompt token."""
 
     def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int, loss_on_prompt: bool = False) -> None:
         self.encoded, self.pad, self.loss_on_prompt = encoded, pad_token_id, loss_on_prompt
@@ -112,8 +172,11 @@ class CausalCollator:
         rows = [self.encoded.input_ids[i] + self.encoded.labels[i] for i in indices]
         batch = pad_rows(rows, self.pad)
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        extra = self.encoded.prompt_labels
         for k, i in enumerate(indices):
             labels[k, : 1 if self.loss_on_prompt else len(self.encoded.input_ids[i])] = -100
+            for position, token in extra[i] if extra is not None else ():
+                labels[k, position] = token
         batch["labels"] = labels
         return _with_groups(batch, self.encoded, indices)
 

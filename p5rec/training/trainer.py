@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,7 +34,8 @@ from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import ModelConfig, is_encoder_decoder
 from p5rec.templates.render import Example
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
-from p5rec.training.collate import CausalCollator, Seq2SeqCollator, encode, length_grouped_batches
+from p5rec.training.collate import CausalCollator, Seq2SeqCollator, encode, history_labels, length_grouped_batches
+from p5rec.training.objective import CausalLMObjective, language_model
 from p5rec.training.weighting import (
     GROUPINGS,
     WEIGHTINGS,
@@ -47,7 +48,9 @@ from p5rec.training.weighting import (
 
 PRECISIONS = ("no", "bf16", "fp16")
 TRACKERS = ("tensorboard", "wandb")
-_LOWER_IS_BETTER = ("rmse", "mae", "loss", "invalid")
+_LOWER_IS_BETTER = ("rmse", "mae", "loss", "invalid", "nll")
+DEFAULT_PATIENCE = 20  # epochs: ranking metrics sit at popularity level for 15-25 epochs before item-to-item
+# transitions are learned (SASRec and p5rec alike, docs/benchmarks.md); a shorter patience stops there
 
 
 @dataclass
@@ -77,18 +80,24 @@ class TrainConfig:
             runs only when the run config has a `validation` section.
         early_stopping_metric: "task/metric" from validation, e.g. "sequential/ndcg@10" (higher is
             better unless it is an rmse, mae, loss or invalid count); the best weights are restored.
-        early_stopping_patience: validations without improvement before stopping (0: never stop).
+        early_stopping_patience: validations without improvement before stopping (0: never stop;
+            None: 20, when the run validates: next-item metrics can stay flat for 15-25 epochs before
+            they rise, and a shorter patience stops the run on that plateau).
+        early_stopping_also: further "task/metric" names whose improvement also resets the patience
+            (e.g. "sequential/nll"; default none). The best weights are those of `early_stopping_metric`.
         report_to: None, "tensorboard" or "wandb" (optional packages, through accelerate).
         plot: write `curves.png` into `output_dir` at the end (needs matplotlib: `p5rec[plot]`).
-        loss_on_prompt: decoder-only backbones: the loss also covers the prompt, so every history
-            in it trains next-item prediction at each position, not only at its end.
+        loss_on_prompt: decoder-only backbones: the loss also covers every prompt token (words too).
+        history_loss: decoder-only backbones with one token per item ID (`ids.representation:
+            tokens`): each history item shown in a prompt is also trained to predict the item after
+            it, SASRec's objective inside the prompt (`collate.history_labels`); ignored otherwise.
     """
 
-    epochs: int = 10
-    batch_size: int = 64
+    epochs: int = 200
+    batch_size: int = 128
     learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
     max_grad_norm: float = 1.0
     grad_accum: int = 1
     mixed_precision: str = "no"
@@ -103,10 +112,12 @@ class TrainConfig:
     weighting_groups: str = "family"
     eval_every: int = 0
     early_stopping_metric: str = "sequential/ndcg@10"
-    early_stopping_patience: int = 0
+    early_stopping_patience: int | None = None
+    early_stopping_also: Sequence[str] = ()
     report_to: str | None = None
     plot: bool = True
     loss_on_prompt: bool = False
+    history_loss: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -123,7 +134,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("save_every", "eval_every", "early_stopping_patience"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
         if self.save_every and not self.output_dir:
             raise ValueError(f"`save_every` ({self.save_every}) needs `output_dir` to write checkpoints into")
@@ -131,11 +142,11 @@ class TrainConfig:
             raise ValueError(f"`loss_weighting` must be one of {WEIGHTINGS}, got {self.loss_weighting!r}")
         if self.weighting_groups not in GROUPINGS:
             raise ValueError(f"`weighting_groups` must be one of {GROUPINGS}, got {self.weighting_groups!r}")
-        if self.early_stopping_metric.count("/") != 1:
-            raise ValueError(
-                f"`early_stopping_metric` ({self.early_stopping_metric!r}) must look like 'task/metric', "
-                "e.g. 'sequential/ndcg@10'"
-            )
+        for key, name in [("early_stopping_metric", self.early_stopping_metric)] + [
+            ("early_stopping_also", n) for n in self.early_stopping_also
+        ]:
+            if not isinstance(name, str) or name.count("/") != 1:
+                raise ValueError(f"`{key}` ({name!r}) must look like 'task/metric', e.g. 'sequential/ndcg@10'")
         if self.report_to is not None:
             if self.report_to not in TRACKERS:
                 raise ValueError(f"`report_to` must be one of {TRACKERS} or null, got {self.report_to!r}")
@@ -143,9 +154,14 @@ class TrainConfig:
             if not any(importlib.util.find_spec(m) for m in modules):
                 raise ValueError(f"`report_to` is {self.report_to!r} but it is not installed: pip install {modules[0]}")
 
-    def higher_is_better(self) -> bool:
-        """Direction of `early_stopping_metric`: error metrics go down, ranking and text metrics up."""
-        return not self.early_stopping_metric.split("/")[1].startswith(_LOWER_IS_BETTER)
+    @property
+    def patience(self) -> int:
+        """Validations without progress before stopping; 0 never stops."""
+        return DEFAULT_PATIENCE if self.early_stopping_patience is None else self.early_stopping_patience
+
+    def higher_is_better(self, metric: str | None = None) -> bool:
+        """Direction of `metric` (default `early_stopping_metric`): errors and likelihoods go down, ranking up."""
+        return not (metric or self.early_stopping_metric).split("/")[1].startswith(_LOWER_IS_BETTER)
 
 
 @dataclass
@@ -256,6 +272,13 @@ def train(
         )
         if weighting is not None:
             enc.groups = [group_index[group_of(e.task, config.weighting_groups)] for e in examples]
+        if config.history_loss and not encoder_decoder:
+            enc.prompt_labels = history_labels(
+                tokenizer,
+                enc.input_ids,
+                [e.meta.get("history_ids") for e in examples],
+                [e.meta.get("next_id") for e in examples],
+            )
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         batches = length_grouped_batches(lengths, config.batch_size, rng)
         if encoder_decoder:
@@ -292,6 +315,7 @@ def train(
         "best": None,
         "best_step": None,
         "bad_evals": 0,
+        "best_also": {},  # best value so far of each `early_stopping_also` metric
         "stopped": False,
         "setup": {
             "num_processes": accelerator.num_processes,
@@ -310,7 +334,9 @@ def train(
     ]
     if weighting is not None:
         groups.append({"params": list(weighting.parameters()), "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.98))  # SASRec's betas
+    if not encoder_decoder:  # logits only where a label is: the vocabulary holds every item
+        model = CausalLMObjective(model)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     if weighting is not None:
@@ -331,8 +357,9 @@ def train(
     def run_validation() -> bool:
         """Validate, log, keep the best weights; True when patience has run out."""
         nonlocal best_in_memory
-        unwrapped = accelerator.unwrap_model(model)
-        metrics = validate(unwrapped)  # every process runs it (FSDP needs all ranks); the main one decides
+        metrics = validate(
+            language_model(accelerator.unwrap_model(model))
+        )  # every process runs it (FSDP needs all ranks); the main one decides
         metrics = broadcast_object_list([metrics])[0]
         model.train()
         name = config.early_stopping_metric
@@ -354,7 +381,14 @@ def train(
                 best_in_memory = {k: v.detach().cpu().clone() for k, v in weights.items()}
         else:
             state["bad_evals"] += 1
-        return bool(config.early_stopping_patience and state["bad_evals"] >= config.early_stopping_patience)
+        for other in config.early_stopping_also:  # progress on these resets the patience, too
+            if other in metrics:
+                seen = state.setdefault("best_also", {}).get(other)
+                value = float(metrics[other])
+                if seen is None or (value > seen if config.higher_is_better(other) else value < seen):
+                    state["best_also"][other] = value
+                    state["bad_evals"] = 0
+        return bool(config.patience and state["bad_evals"] >= config.patience)
 
     log_file = None
     if config.output_dir and accelerator.is_main_process:
@@ -397,7 +431,10 @@ def train(
                     if weighting is None:
                         loss = objective = out.loss
                     else:
-                        per_example = per_example_loss(out.logits, batch["labels"], encoder_decoder)  # (B,)
+                        if encoder_decoder:
+                            per_example = per_example_loss(out.logits, batch["labels"], encoder_decoder)  # (B,)
+                        else:
+                            per_example = out.per_example
                         group_loss, present = group_means(per_example, task_ids, len(weighting.names))
                         objective = weighting(group_loss, present)
                         loss = per_example.mean()
@@ -453,7 +490,7 @@ def train(
             if not state["stopped"]:
                 state["examples"] += n_examples
                 if on_epoch_end is not None:
-                    metrics = on_epoch_end(epoch, accelerator.unwrap_model(model))
+                    metrics = on_epoch_end(epoch, language_model(accelerator.unwrap_model(model)))
                     if metrics:
                         record({"epoch": epoch, "step": state["step"], **metrics})
                 if validate is not None and not config.eval_every:
@@ -470,7 +507,7 @@ def train(
     result.seconds = time.perf_counter() - start
     if weighting is not None:
         result.task_weights = weighting.weights()
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model)  # the objective wrapper too: best weights are its state dict
     if state["best"] is not None:  # restore the best validated weights on every process
         accelerator.wait_for_everyone()
         best = best_in_memory
