@@ -50,7 +50,7 @@ TOKENIZER_CONFIG = "tokenizer_config.json"
 TOKENIZER_VOCABS = ("tokenizer.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model", "vocab.json")
 # run_config settings the Recommender reads: (section, key, smallest value, default).
 _RUN_SETTINGS = (
-    ("model", "max_input_length", 8, 256),
+    ("model", "max_input_length", 8, 512),
     ("model", "max_target_length", 2, 64),
     ("examples", "max_history", 1, 20),
 )

@@ -7,6 +7,7 @@ usable on its own; this module only passes one stage's output to the next.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.api import Recommender
+from p5rec.api import Recommender, check_model_dir
 from p5rec.config import RunConfig
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
 from p5rec.ids import ItemIndex, UserIndex
-from p5rec.modeling.backbone import add_id_tokens, build_scratch_model, load_pretrained, train_tokenizer
+from p5rec.modeling.backbone import (
+    add_id_tokens,
+    add_id_tokens_to_tokenizer,
+    build_scratch_model,
+    load_pretrained,
+    train_tokenizer,
+)
 from p5rec.modeling.lora import apply_lora
+from p5rec.recipe import resolve
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
@@ -29,6 +37,7 @@ from p5rec.training.mixture import MixedExamples
 from p5rec.training.trainer import TrainResult, train
 
 DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
+TOKENIZER_SAMPLE = 20_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
 
 
 @dataclass
@@ -73,6 +82,11 @@ def check_paths(config: RunConfig) -> None:
             raise FileNotFoundError(f"`prompts[{k}]` ({folder!r}) does not exist")
     if config.train.resume_from:
         resolve_resume(config.train.resume_from, config.train.output_dir)
+    outputs = [config.output_dir]
+    if config.data.sources:
+        outputs = [str(Path(config.output_dir) / DOMAIN_TAGS[k]) for k in range(len(config.data.sources))]
+    for where in outputs:
+        check_model_dir(where, "output_dir")
 
 
 def prepare(config: RunConfig, data: RecData | None = None, tag: str = "") -> Prepared:
@@ -84,9 +98,7 @@ def prepare(config: RunConfig, data: RecData | None = None, tag: str = "") -> Pr
     splits = Splits.from_data(data, seed=config.data.split_seed)
     ids = dataclasses.replace(config.ids, prefix=f"{tag}_{config.ids.prefix}") if tag else config.ids
     items = ItemIndex.from_data(ids, data, splits.train_sequences())
-    users = UserIndex.build(
-        data.user_ids, representation=config.ids.representation, prefix=f"{tag}_user_" if tag else "user_"
-    )
+    users = UserIndex.build(data.user_ids, representation=config.ids.users, prefix=f"{tag}_user_" if tag else "user_")
     templates = TemplateSet.load(*config.prompts)
     builder = ExampleBuilder(
         data,
@@ -99,34 +111,62 @@ def prepare(config: RunConfig, data: RecData | None = None, tag: str = "") -> Pr
     return Prepared(data, splits, items, users, templates, builder)
 
 
-def prepare_domains(config: RunConfig) -> list[Prepared]:
-    """One `Prepared` per dataset of `data.sources`, IDs prefixed "a_", "b_", ...; else `[prepare(config)]`."""
+def prepare_domains(config: RunConfig, datasets: Sequence[RecData] | None = None) -> list[Prepared]:
+    """One `Prepared` per dataset of `data.sources`, IDs prefixed "a_", "b_", ...; else `[prepare(config)]`.
+
+    `datasets`: the loaded data (`load_datasets(config)`), when the caller already has it.
+    """
+    datasets = list(datasets) if datasets is not None else load_datasets(config)
     if not config.data.sources:
-        return [prepare(config)]
+        return [prepare(config, datasets[0])]
     if config.ids.hierarchical and config.ids.representation == "tokens":
         raise ValueError(
             "`data.sources` with hierarchical token IDs would share level tokens (<a_3>) across datasets; "
             "use `ids.representation: text` or a flat `ids.scheme`"
         )
-    return [prepare(config, load_data(config, src), tag=DOMAIN_TAGS[k]) for k, src in enumerate(config.data.sources)]
+    return [prepare(config, d, tag=DOMAIN_TAGS[k]) for k, d in enumerate(datasets)]
+
+
+def load_datasets(config: RunConfig) -> list[RecData]:
+    """Every dataset of the run: `data.sources` in order, else the one `data.source`."""
+    return [load_data(config, src) for src in config.data.sources] if config.data.sources else [load_data(config)]
+
+
+def resolve_and_prepare(config: RunConfig, data: RecData | None = None) -> tuple[RunConfig, list[Prepared]]:
+    """Load the data, fill the recipe's "auto" settings from it (`p5rec.recipe.resolve`), then prepare
+    every dataset with the resolved config. Returns the resolved config and the prepared datasets."""
+    datasets = [data] if data is not None else load_datasets(config)
+    config = resolve(config, datasets)
+    domains = [prepare(config, data)] if data is not None else prepare_domains(config, datasets)
+    return config, domains
 
 
 def build_model(config: RunConfig, prepared: Prepared | Sequence[Prepared]):
     """A scratch preset with a tokenizer trained on this data (all datasets of a multi-domain run), or
     a pretrained checkpoint.
 
-    ID tokens (representation "tokens") are added to the vocabulary; under LoRA their embeddings
-    train as peft trainable tokens.
+    ID tokens (representation "tokens") are added to the vocabulary after the text pieces are
+    learned, from a sample of one epoch's prompts with the IDs taken out: the text needs a few
+    thousand sentences, and the catalog adds its tokens without retraining. Under LoRA their
+    embeddings train as peft trainable tokens.
     """
     domains = [prepared] if isinstance(prepared, Prepared) else list(prepared)
     new_tokens = [t for p in domains for t in p.items.new_tokens() + p.users.new_tokens()]
+    if config.model.is_auto:
+        raise ValueError("`model.backbone` is 'auto': resolve the config from the data first (`p5rec.recipe.resolve`)")
     if config.model.is_preset:
         rng = np.random.default_rng(config.train.seed)
         corpus = [f"{e.input} {e.target}" for p in domains for e in p.builder.train_examples(rng)]
-        corpus += [s for p in domains for s in p.items.id_strings() + p.users.id_strings()]
-        tokenizer = train_tokenizer(corpus, config.model.vocab_size, user_symbols=new_tokens)
+        if len(corpus) > TOKENIZER_SAMPLE:
+            corpus = [corpus[i] for i in rng.choice(len(corpus), TOKENIZER_SAMPLE, replace=False)]
+        if new_tokens:  # learn the text only; ID tokens come on top, whole
+            pattern = re.compile("|".join(re.escape(t) for t in sorted(set(new_tokens), key=len, reverse=True)))
+            corpus = [pattern.sub(" ", line) for line in corpus]
+        added = set(new_tokens)
+        corpus += [s for p in domains for s in p.items.id_strings() + p.users.id_strings() if s not in added]
+        tokenizer = train_tokenizer(corpus, config.model.vocab_size)
+        new_ids = add_id_tokens_to_tokenizer(tokenizer, new_tokens)
         model = build_scratch_model(config.model, tokenizer, seed=config.train.seed)
-        new_ids = tokenizer.convert_tokens_to_ids(new_tokens)  # user symbols: already single pieces
     else:
         model, tokenizer = load_pretrained(config.model.backbone)
         new_ids = add_id_tokens(model, tokenizer, new_tokens)
@@ -148,7 +188,7 @@ def fit(
     """
     if data is None:
         check_paths(config)
-    domains = [prepare(config, data)] if data is not None else prepare_domains(config)
+    config, domains = resolve_and_prepare(config, data)
     model, tokenizer = build_model(config, domains)
     builder = domains[0].builder if len(domains) == 1 else MixedExamples([p.builder for p in domains])
     validate = make_validator(config, domains, tokenizer)

@@ -1,5 +1,7 @@
-"""`p5rec train`: fine-tune from a YAML run config, on one process or many (`accelerate launch`).
+"""`p5rec train`: train on a prepared dataset with the default recipe, or from a YAML run config,
+on one process or many (`accelerate launch`).
 
+    p5rec train --data data/musical_instruments            # the default recipe, nothing to tune
     p5rec train --config configs/musical_instruments_cpu.yaml --set train.epochs=3
     accelerate launch --num_processes 4 scripts/finetune.py --config configs/beauty_t5_small.yaml
     accelerate launch --config_file fsdp.yaml scripts/finetune.py --config ...   # FSDP / DeepSpeed
@@ -23,7 +25,8 @@ from p5rec.cli.main import add_override_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", required=True, help="YAML run config (see configs/)")
+    p.add_argument("--config", help="YAML run config (see configs/); default: the recipe's defaults")
+    p.add_argument("--data", help="a dataset prepared by `p5rec data prepare` (sets `data.source`)")
     add_override_argument(p)
     p.add_argument("--output", help="where the trained model is saved (default: the config's output_dir)")
     p.add_argument(
@@ -39,9 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="fine-tune a model from a YAML run config (single process or accelerate launch)",
-        description="Train one model on every task from a YAML run config; checkpoints, resume, validation "
-        "with early stopping, learned task weights and multi-domain data are set in the config.",
+        help="train a model on a prepared dataset (default recipe) or from a YAML run config",
+        description="Train one model on every task: `--data DIR` alone uses the default recipe (settings chosen "
+        "from the data, early stopping on the validation split); a YAML run config sets checkpoints, resume, "
+        "validation, learned task weights and multi-domain data.",
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -52,8 +56,12 @@ def train_config(args: argparse.Namespace):
     from p5rec.config import RunConfig, apply_overrides, from_dict, read_yaml_mapping
     from p5rec.pipeline import check_paths
 
-    path = Path(args.config)
-    values = read_yaml_mapping(path)
+    if not args.config and not args.data:
+        raise ValueError("give `--data DIR` (a dataset prepared by `p5rec data prepare`) or `--config FILE`")
+    path = Path(args.config) if args.config else None
+    values = read_yaml_mapping(path) if path else {}
+    if args.data:
+        values.setdefault("data", {})["source"] = args.data
     if args.output:
         values["output_dir"] = args.output
     if args.resume:
@@ -63,7 +71,7 @@ def train_config(args: argparse.Namespace):
     if isinstance(train, dict) and train.get("output_dir") is None:
         train["output_dir"] = f"{values.get('output_dir', RunConfig.output_dir)}-train"
     try:
-        config = from_dict(RunConfig, values, str(path))
+        config = from_dict(RunConfig, values, str(path) if path else "command line")
     except TypeError as e:  # a wrong type is a user error: one line, like the others (main() shows ValueError)
         raise ValueError(str(e)) from None
     check_paths(config)
@@ -100,10 +108,14 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`scripts/finetune.py` entry point: the same command without the `p5rec` dispatcher."""
+    from p5rec.cli._threads import add_threads_argument, set_torch_threads
+
     parser = argparse.ArgumentParser(prog="finetune.py", description=__doc__.split("\n")[0])
     add_arguments(parser)
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     try:
+        set_torch_threads(args.threads)
         return run(args)
     except (ValueError, FileNotFoundError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e

@@ -28,9 +28,13 @@ class IdConfig:
             items cannot leak into the numbering), `"collaborative"` (recursive spectral clustering
             of the co-occurrence graph, as in OpenP5) or `"semantic"` (hierarchical k-means over
             text embeddings, as in TIGER).
-        representation (`str`, defaults to `"text"`): `"text"` writes IDs as plain text
-            ("item_12", "item_3_1_7"); `"tokens"` writes them as tokens to add to the tokenizer
-            ("<item_12>" or, for hierarchical schemes, one token per level: "<a_3><b_1><c_7>").
+        representation (`str`, defaults to `"tokens"`): `"tokens"` writes IDs as tokens added to the
+            tokenizer ("<item_12>" or, for hierarchical schemes, one token per level:
+            "<a_3><b_1><c_7>"), so an item is read and scored as one vector; `"text"` writes them as
+            plain text ("item_12", "item_3_1_7"), split into digit pieces as P5 did.
+        users (`str`, defaults to `"text"`): how user IDs are written, `"text"` ("user_12") or
+            `"tokens"` ("<user_12>": one learned vector per user, which a sparse dataset cannot fill
+            and which costs vocabulary on a large one).
         prefix (`str`, defaults to `"item_"`): text before the number(s); letters and `_` only,
             so the tokenizer never glues it to the digits.
         seed (`int`, defaults to 0): seeds every random choice (permutation, k-means, eigensolver).
@@ -48,7 +52,8 @@ class IdConfig:
     """
 
     scheme: str = "sequential"
-    representation: str = "text"
+    representation: str = "tokens"
+    users: str = "text"
     prefix: str = "item_"
     seed: int = 0
     num_clusters: int = 20
@@ -62,6 +67,8 @@ class IdConfig:
             raise ValueError(f"`scheme` ({self.scheme!r}) must be one of {list(SCHEMES)}")
         if self.representation not in REPRESENTATIONS:
             raise ValueError(f"`representation` ({self.representation!r}) must be one of {list(REPRESENTATIONS)}")
+        if self.users not in REPRESENTATIONS:
+            raise ValueError(f"`users` ({self.users!r}) must be one of {list(REPRESENTATIONS)}")
         if not isinstance(self.prefix, str) or not _PREFIX.fullmatch(self.prefix):
             raise ValueError(
                 f"`prefix` ({self.prefix!r}) must start with a letter and contain only letters and '_', e.g. 'item_'"

@@ -48,14 +48,15 @@ class ExampleConfig:
         train_candidates: candidate list size for direct_choice in training.
         eval_candidates: 1 positive + (eval_candidates - 1) negatives in evaluation (P5: 100).
         sequential_positions: "all" uses every prefix of a training sequence as an example (data
-            augmentation, as SASRec trains); "last" uses only the final training item.
+            augmentation, as SASRec trains); "last" uses only the final training item; "auto" lets
+            the recipe choose ("last" when the history loss trains every position, see `p5rec.recipe`).
     """
 
     max_history: int = 20
     task_weights: dict[str, float] = field(default_factory=dict)
     train_candidates: int = 20
     eval_candidates: int = 100
-    sequential_positions: str = "all"
+    sequential_positions: str = "auto"
 
     def __post_init__(self) -> None:
         for name, w in self.task_weights.items():
@@ -67,8 +68,10 @@ class ExampleConfig:
                 raise ValueError(f"`task_weights[{name!r}]` must be >= 0, got {w}")
         if self.max_history < 1:
             raise ValueError(f"`max_history` must be >= 1, got {self.max_history}")
-        if self.sequential_positions not in ("all", "last"):
-            raise ValueError(f"`sequential_positions` must be 'all' or 'last', got {self.sequential_positions!r}")
+        if self.sequential_positions not in ("all", "last", "auto"):
+            raise ValueError(
+                f"`sequential_positions` must be 'all', 'last' or 'auto', got {self.sequential_positions!r}"
+            )
         if self.train_candidates < 2 or self.eval_candidates < 2:
             raise ValueError("`train_candidates` and `eval_candidates` must be >= 2")
 
@@ -184,7 +187,7 @@ class ExampleBuilder:
                 train = seq[:-2]
                 if len(train) < 2:
                     continue
-                if task == "sequential" and cfg.sequential_positions == "all":
+                if task == "sequential" and cfg.sequential_positions != "last":  # "auto" outside a recipe: all
                     positions = range(1, len(train))
                 else:
                     positions = [len(train) - 1] if task == "sequential" else [int(rng.integers(1, len(train)))]
@@ -192,7 +195,11 @@ class ExampleBuilder:
             else:
                 pairs = [(self.splits.history(user, split), self.splits.target(user, split))]
             for history, target in pairs:
-                meta: dict[str, Any] = {"history": history}
+                # `history_ids`: the ID strings the prompt shows (the last `max_history`, oldest first) and
+                # `next_id`: the ID string of the item that followed; training uses both to learn next-item
+                # prediction at every history position (`TrainConfig.history_loss`).
+                shown = [self.item_ids[i] for i in history[-cfg.max_history :]]
+                meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": self.item_ids[target]}
                 if task == "sequential":
                     yield {"user": user, "item": target, "meta": meta, "vars": self._vars(task, user, target, history)}
                 elif task == "direct_choice":
