@@ -18,6 +18,7 @@ TINY_RUN = {
     "model": {"backbone": "tiny", "vocab_size": 200, "max_input_length": 128},
     "train": {"epochs": 1, "batch_size": 32, "log_every": 5},
     "examples": {"max_history": 5},
+    "validation": None,  # tests that validate say so; the default validates after every epoch
 }
 
 

@@ -154,7 +154,7 @@ def test_held_out_items_do_not_change_ids(scheme):
 
 
 def test_sequential_numbers_by_first_training_appearance():
-    config = IdConfig("sequential")
+    config = IdConfig("sequential", representation="text")
     index = ItemIndex.build(config, ["a", "b", "c", "d", "e"], {"u1": ["c", "a", "c"], "u2": ["e", "a"]})
     # c, a, e seen in training; b and d never: they follow in catalog order
     assert [index.id_of(x) for x in "abcde"] == ["item_2", "item_4", "item_1", "item_5", "item_3"]
@@ -244,7 +244,7 @@ def test_from_data_uses_catalog_and_texts():
     assert item_texts(data) == {"a": "red guitar strings", "b": "drum"}
     index = ItemIndex.from_data(IdConfig("semantic"), data, {"u": []})
     assert index.raw_ids() == ["a", "b"] and len(set(index.id_strings())) == 2
-    assert ItemIndex.from_data(None, data, {"u": ["b"]}).id_of("b") == "item_1"
+    assert ItemIndex.from_data(None, data, {"u": ["b"]}).id_of("b") == "<item_1>"  # default: token IDs
 
 
 # ---------------------------------------------------------------------- errors

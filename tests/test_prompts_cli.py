@@ -80,7 +80,7 @@ def test_render_fills_a_template_from_builtin_data(capsys, mine):
 def test_render_from_prepared_data_and_title_requirement(capsys, no_title_data):
     assert main(["prompts", "render", "sequential-1", "--data", str(no_title_data)]) == 0
     out = capsys.readouterr().out
-    assert "dataset 'no-titles'" in out and "target: item_" in out
+    assert "dataset 'no-titles'" in out and "target: <item_" in out  # the default: one token per item
     assert main(["prompts", "render", "sequential-8", "--data", str(no_title_data)]) == 1
     assert "template 'sequential-8' needs ['history_titles'], which dataset 'no-titles' does not have" in (
         capsys.readouterr().err

@@ -156,22 +156,24 @@ def test_curves_png_has_training_and_validation_panels(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_diverged_loss_stops_training_with_the_step_and_keeps_earlier_checkpoints(prepared, tmp_path):
+def test_a_diverged_loss_stops_training_with_the_step_and_keeps_earlier_checkpoints(prepared, tmp_path, monkeypatch):
     from p5rec.pipeline import build_model
 
     config, prep = prepared
+    from p5rec.training.objective import CausalLMObjective
+
     model, tokenizer = build_model(config, prep)
-    forward = model.forward
+    forward = CausalLMObjective.forward  # the default decoder-only model trains through this loss
     calls = {"n": 0}
 
-    def nan_from_the_fifth_batch(*args, **kwargs):
-        out = forward(*args, **kwargs)
+    def nan_from_the_fifth_batch(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
         calls["n"] += 1
         if calls["n"] >= 5:
             out.loss = out.loss * float("nan")
         return out
 
-    model.forward = nan_from_the_fifth_batch
+    monkeypatch.setattr(CausalLMObjective, "forward", nan_from_the_fifth_batch)
     cfg = TrainConfig(epochs=2, batch_size=64, log_every=1, output_dir=str(tmp_path), save_every=2)
     with pytest.raises(FloatingPointError, match=r"loss is nan at step 5 \(epoch 0.*learning_rate"):
         train(model, tokenizer, prep.builder, cfg, config.model, progress=False)

@@ -42,7 +42,10 @@ def test_loss_on_prompt_is_refused_for_an_encoder_decoder():
     from p5rec.pipeline import fit
 
     with pytest.raises(ValueError, match="loss_on_prompt` needs a decoder-only backbone"):
-        fit(tiny_config(train={"loss_on_prompt": True}), progress=False)
+        fit(
+            tiny_config(train={"loss_on_prompt": True}, model={"backbone": "tiny", "architecture": "t5"}),
+            progress=False,
+        )
 
 
 def test_long_prompts_keep_their_end_and_targets_end_with_eos():

@@ -1,0 +1,149 @@
+"""SASRec's objective inside P5 prompts: history labels, the sparse-logit loss, and the recipe that enables them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from p5rec.modeling.backbone import ModelConfig, add_id_tokens_to_tokenizer, build_scratch_model, train_tokenizer
+from p5rec.training.collate import CausalCollator, encode, history_labels
+from p5rec.training.objective import CausalLMObjective
+from p5rec.training.weighting import per_example_loss
+
+ITEMS = [f"<item_{k}>" for k in range(1, 9)]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    text = ["bought these in this order and then what comes next", "which item follows for user_12 , after"] * 30
+    tok = train_tokenizer(text, 80)
+    add_id_tokens_to_tokenizer(tok, ITEMS)
+    return tok
+
+
+def _ids(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_an_id_token_is_one_token_in_a_prompt_and_alone(tokenizer):
+    prompt = _ids(tokenizer, "bought <item_3> , <item_5> next")
+    alone = _ids(tokenizer, "<item_3>")
+    assert alone == [tokenizer.convert_tokens_to_ids("<item_3>")]
+    assert alone[0] in prompt and prompt.count(alone[0]) == 1
+    assert tokenizer.convert_tokens_to_ids("▁") not in prompt[prompt.index(alone[0]) - 1 : prompt.index(alone[0])]
+
+
+def test_each_history_item_predicts_the_next_one_whatever_separates_them(tokenizer):
+    tid = tokenizer.convert_tokens_to_ids
+    for text in ("which item follows <item_1> , <item_2> , <item_3>", "what comes next <item_1> <item_2> <item_3>"):
+        ids = _ids(tokenizer, text)
+        labels = history_labels(tokenizer, [ids], [["<item_1>", "<item_2>", "<item_3>"]], ["<item_4>"])[0]
+        p1, p2 = ids.index(tid("<item_1>")), ids.index(tid("<item_2>"))
+        # the label sits on the token after item j (position t predicts label t + 1); the newest item is
+        # last in the prompt, so its successor is the answer itself, not a prompt label
+        assert labels == [(p1 + 1, tid("<item_2>")), (p2 + 1, tid("<item_3>"))]
+
+
+def test_the_newest_item_predicts_the_next_one_when_words_follow(tokenizer):
+    tid = tokenizer.convert_tokens_to_ids
+    ids = _ids(tokenizer, "<item_1> , <item_2> which item follows")
+    labels = history_labels(tokenizer, [ids], [["<item_1>", "<item_2>"]], ["<item_7>"])[0]
+    assert labels[-1] == (ids.index(tid("<item_2>")) + 1, tid("<item_7>"))
+
+
+def test_no_history_labels_for_reordered_or_cut_histories_or_text_ids(tokenizer):
+    newest_first = _ids(tokenizer, "after <item_3> , <item_2> , <item_1>")
+    cut = _ids(tokenizer, "<item_2> , <item_3>")  # the prompt lost <item_1> to truncation
+    history = ["<item_1>", "<item_2>", "<item_3>"]
+    assert history_labels(tokenizer, [newest_first, cut], [history, history], [None, None]) == [[], []]
+    assert history_labels(tokenizer, [_ids(tokenizer, "item_1 , item_2")], [["item_1", "item_2"]], [None]) is None
+
+
+def test_candidates_after_the_history_get_no_labels(tokenizer):
+    tid = tokenizer.convert_tokens_to_ids
+    ids = _ids(tokenizer, "<item_1> , <item_2> which <item_5> , <item_6>")
+    labels = history_labels(tokenizer, [ids], [["<item_1>", "<item_2>"]], ["<item_6>"])[0]
+    assert [t for _, t in labels] == [tid("<item_2>"), tid("<item_6>")]
+    assert all(p <= ids.index(tid("<item_2>")) + 1 for p, _ in labels)
+
+
+def test_the_collator_puts_history_labels_into_the_prompt(tokenizer):
+    prompt = "which item follows <item_1> , <item_2>"
+    enc = encode(tokenizer, [prompt], ["<item_3>"], 64, 8)
+    enc.prompt_labels = history_labels(tokenizer, enc.input_ids, [["<item_1>", "<item_2>"]], ["<item_3>"])
+    batch = CausalCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)([0])
+    labelled = {p: t for p, t in enumerate(batch["labels"][0].tolist()) if t != -100}
+    n = len(enc.input_ids[0])
+    ((p, t),) = enc.prompt_labels[0]
+    assert labelled == {p: t, n: tokenizer.convert_tokens_to_ids("<item_3>"), n + 1: tokenizer.eos_token_id}
+
+
+@pytest.mark.parametrize("architecture", ["gpt_neox", "gpt2", "llama"])
+def test_the_sparse_objective_equals_the_models_own_loss(tokenizer, architecture):
+    model = build_scratch_model(
+        ModelConfig(backbone="nano", architecture=architecture, dropout=0.0, attention_dropout=0.0), tokenizer
+    )
+    ids = torch.randint(3, len(tokenizer), (3, 9))
+    mask = torch.ones_like(ids)
+    mask[2, 7:] = 0
+    labels = ids.masked_fill(torch.rand(ids.shape) < 0.5, -100).masked_fill(mask == 0, -100)
+    labels[:, 1] = ids[:, 1]  # every row has a label
+    out = CausalLMObjective(model)(input_ids=ids, attention_mask=mask, labels=labels)
+    reference = model(input_ids=ids, attention_mask=mask, labels=labels)
+    assert out.loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
+    expected = per_example_loss(reference.logits, labels, encoder_decoder=False)
+    assert torch.allclose(out.per_example, expected, rtol=1e-5)
+
+
+def test_score_targets_equals_the_exact_scorer(tokenizer):
+    from p5rec.decoding import ItemTrie, score_items, score_targets
+    from p5rec.training.collate import encode_prompts
+
+    model = build_scratch_model(ModelConfig(backbone="nano", dropout=0.0), tokenizer).eval()
+    trie = ItemTrie(tokenizer(ITEMS, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)
+    batch = encode_prompts(tokenizer, ["which item follows <item_1>", "after <item_2> , <item_5>"], 64, False)
+    full = score_items(model, batch, trie)
+    targets = [3, 6]
+    seqs = [trie.item_tokens[i, : trie.item_lengths[i]].tolist() for i in targets]
+    got = score_targets(model, batch, seqs)
+    assert torch.allclose(got, full[torch.arange(2), torch.tensor(targets)], atol=1e-5)
+
+
+def test_the_recipe_fills_auto_settings_from_the_data():
+    import dataclasses
+
+    from p5rec.data.synthetic import generate
+    from p5rec.recipe import resolve, statistics
+
+    data = generate(tiny_config().data.synthetic)
+    config = resolve(tiny_config(model={"backbone": "auto"}), [data])
+    assert config.model.backbone == "nano"
+    sparse = statistics([data])["interactions_per_item"] < 50
+    assert config.model.dropout == (0.5 if sparse else 0.2)
+    assert config.examples.sequential_positions == "last"  # the history loss trains every position
+    t5 = resolve(tiny_config(model={"backbone": "tiny", "architecture": "t5"}), [data])
+    assert t5.examples.sequential_positions == "all" and t5.model.backbone == "tiny"
+    text = resolve(dataclasses.replace(config, ids=dataclasses.replace(config.ids, representation="text")), [data])
+    assert text.examples.sequential_positions == "last"  # already resolved: resolve leaves set values alone
+    fixed = resolve(tiny_config(model={"backbone": "tiny", "dropout": 0.3}), [data])
+    assert fixed.model.dropout == 0.3
+
+
+def test_the_default_recipe_trains_through_the_history_loss_end_to_end():
+    from p5rec.pipeline import fit
+
+    config = tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 20},
+        train={"epochs": 3, "batch_size": 16, "log_every": 5},
+    )
+    result = fit(config, progress=False)
+    saved = result.recommender.run_config
+    assert saved["model"]["backbone"] == "nano" and saved["model"]["dropout"] in (0.2, 0.5)
+    assert saved["examples"]["sequential_positions"] == "last"
+    assert result.train.best_metric is not None
+    valid = [e for e in result.train.log if "valid/sequential/ndcg@10" in e]
+    assert len(valid) == 3 and all("valid/sequential/nll" in e for e in valid)
+    recs = result.recommender.recommend(user=result.prepared.data.user_ids[0], k=3)
+    assert len(recs) == 3 and all(r.id_string.startswith("<item_") for r in recs)
