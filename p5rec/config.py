@@ -20,11 +20,11 @@ from typing import Any
 import yaml
 
 from p5rec.data.synthetic import SyntheticConfig
-from p5rec.evaluation.evaluate import EvalConfig
+from p5rec.evaluation.config import EvalConfig
 from p5rec.ids import IdConfig
 from p5rec.modeling.backbone import ModelConfig
 from p5rec.modeling.lora import LoraSettings
-from p5rec.templates.render import ExampleConfig
+from p5rec.templates.config import ExampleConfig
 from p5rec.training.trainer import TrainConfig
 
 FINETUNE_MODES = ("full", "lora")

@@ -59,7 +59,7 @@ def _names(value: str | None) -> list[str] | None:
 
 def eval_config(args: argparse.Namespace):
     """The EvalConfig the flags describe; bad values are errors naming the flag."""
-    from p5rec.evaluation.evaluate import DEFAULT_TASKS, EvalConfig
+    from p5rec.evaluation.config import DEFAULT_TASKS, EvalConfig
 
     for flag in ("max_users", "max_templates", "batch_size", "sasrec_epochs"):
         value = getattr(args, flag, None)

@@ -16,8 +16,9 @@ import numpy as np
 
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
+from p5rec.templates.config import ExampleConfig
 from p5rec.templates.load import PromptTemplate, TemplateSet
-from p5rec.templates.tasks import FAMILIES, TASKS, TITLE_VARIABLES, format_rating
+from p5rec.templates.tasks import TASKS, TITLE_VARIABLES, format_rating
 
 
 @dataclass
@@ -35,50 +36,6 @@ class Example:
     user: str = ""
     item: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ExampleConfig:
-    """How examples are drawn from the data.
-
-    Args:
-        max_history: keep only the most recent items of a history (P5 uses 20).
-        task_weights: per task or family multiplier of examples (P5's sampling multipliers); a
-            fractional part is drawn at random; 0 drops the task. Unlisted tasks get 1.0.
-        train_candidates: candidate list size for direct_choice in training.
-        eval_candidates: 1 positive + (eval_candidates - 1) negatives in evaluation (P5: 100).
-        sequential_positions: "all" uses every prefix of a training sequence as an example (data
-            augmentation, as SASRec trains); "last" uses only the final training item; "auto" lets
-            the recipe choose ("last" when the history loss trains every position, see `p5rec.recipe`).
-    """
-
-    max_history: int = 20
-    task_weights: dict[str, float] = field(default_factory=dict)
-    train_candidates: int = 20
-    eval_candidates: int = 100
-    sequential_positions: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name, w in self.task_weights.items():
-            if name not in TASKS and name not in FAMILIES:
-                raise ValueError(
-                    f"`task_weights` has unknown task or family {name!r}; known: {sorted(TASKS) + sorted(FAMILIES)}"
-                )
-            if w < 0:
-                raise ValueError(f"`task_weights[{name!r}]` must be >= 0, got {w}")
-        if self.max_history < 1:
-            raise ValueError(f"`max_history` must be >= 1, got {self.max_history}")
-        if self.sequential_positions not in ("all", "last", "auto"):
-            raise ValueError(
-                f"`sequential_positions` must be 'all', 'last' or 'auto', got {self.sequential_positions!r}"
-            )
-        if self.train_candidates < 2 or self.eval_candidates < 2:
-            raise ValueError("`train_candidates` and `eval_candidates` must be >= 2")
-
-    def weight(self, task: str) -> float:
-        if task in self.task_weights:
-            return self.task_weights[task]
-        return self.task_weights.get(TASKS[task].family, 1.0)
 
 
 class ExampleBuilder:

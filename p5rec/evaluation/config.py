@@ -1,0 +1,85 @@
+"""What to evaluate and how hard: :class:`EvalConfig`, importable without torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from p5rec.templates.tasks import TASKS
+
+if TYPE_CHECKING:
+    from p5rec.templates.load import PromptTemplate
+    from p5rec.templates.render import ExampleBuilder
+
+DEFAULT_TASKS = tuple(TASKS)
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and how hard.
+
+    Args:
+        tasks: task names (default: all).
+        split: "valid" or "test".
+        max_users: cap on users (sequence tasks) or reviews (review tasks) per template, for speed.
+        num_beams: beam width for ranking (P5 evaluates with 20).
+        ks: cut-offs for ranking metrics.
+        text_beams: beams for explanation/summary generation (1 = greedy).
+        seed: seeds negatives and subsampling.
+        max_templates: score at most this many templates per task and template split (seen,
+            unseen), in file order; None scores all. P5 reports every template; on a CPU budget
+            one or two per split keep the seen/unseen comparison at a fraction of the cost.
+        templates: only these template ids (None: all usable ones).
+        template_splits: which template splits to score ("seen", "unseen"); validation needs only
+            the seen ones.
+        greedy_rating: also decode ratings and yes/no answers greedily without constraint and
+            parse the text (``greedy_*`` metrics, unparseable or out-of-range outputs counted as
+            invalid); the main ``rmse``/``mae`` read the expected rating and the yes/no
+            ``accuracy``/``auc`` the probability of "yes" against "no", which are never invalid.
+    """
+
+    tasks: Sequence[str] = DEFAULT_TASKS
+    split: str = "test"
+    max_users: int | None = None
+    num_beams: int = 20
+    ks: Sequence[int] = (1, 5, 10, 20)
+    text_beams: int = 1
+    seed: int = 2022
+    max_templates: int | None = None
+    templates: Sequence[str] | None = None
+    template_splits: Sequence[str] = ("seen", "unseen")
+    greedy_rating: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"`tasks` has unknown task(s) {unknown}; choose from {sorted(TASKS)}")
+        if self.split not in ("valid", "test"):
+            raise ValueError(f"`split` must be 'valid' or 'test', got {self.split!r}")
+        if self.num_beams < max(self.ks):
+            raise ValueError(f"`num_beams` ({self.num_beams}) must be >= the largest k ({max(self.ks)})")
+        for name in ("max_users", "max_templates"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` ({value!r}) must be a positive integer or None (no cap)")
+        if self.text_beams < 1:
+            raise ValueError(f"`text_beams` ({self.text_beams}) must be >= 1 (1 = greedy)")
+        bad = [s for s in self.template_splits if s not in ("seen", "unseen")]
+        if bad or not self.template_splits:
+            raise ValueError(f"`template_splits` ({list(self.template_splits)}) must name 'seen' and/or 'unseen'")
+
+    def select_templates(self, builder: ExampleBuilder, task: str) -> list[PromptTemplate]:
+        """The templates of `task` to score: usable with the data, filtered by `templates`, capped per split."""
+        chosen = [t for t in builder.usable_templates(task) if t.split in self.template_splits]
+        if self.templates is not None:
+            chosen = [t for t in chosen if t.id in set(self.templates)]
+        if self.max_templates is None:
+            return chosen
+        per_split: dict[str, int] = {}
+        kept = []
+        for t in chosen:
+            per_split[t.split] = per_split.get(t.split, 0) + 1
+            if per_split[t.split] <= self.max_templates:
+                kept.append(t)
+        return kept
