@@ -1,14 +1,18 @@
-"""Quality benchmark: the whole pipeline on Amazon 2014 Musical Instruments, baselines side by side.
+"""Quality benchmark: the default recipe on a prepared dataset, next to the baselines, every test user.
 
-Prepares the 5-core reviews, trains a preset ("mini" by default) from scratch on every task, then
-runs ``p5rec evaluate`` in-process with MostPop, ItemKNN, SASRec, BiasedMF and the lead sentence on
-the same splits, prints the table and writes it to ``docs/benchmarks.md`` (one section per preset
-and device kind). The default budget, about 13 minutes on one CPU core, is a *very* short training
-run: the numbers say what such a budget buys, not what P5 reaches after hours on a GPU.
+Runs the two commands a user would run, in-process, and prints what they wrote:
 
-    python benchmarks/bench_quality.py                                        # the CPU table (~13 min)
-    python benchmarks/bench_quality.py --epochs 12 --batch-size 64 --max-users 500 --threads 8   # GPU table
-    python benchmarks/bench_quality.py --reuse-model                          # evaluate a trained model again
+    p5rec train --data DATA --output OUT/model [--set key=value ...]
+    p5rec evaluate --model OUT/model --out OUT/eval --baselines mostpop,itemknn,sasrec,mf,lead ...
+
+then a summary (p5rec seen/unseen against each ranking baseline, as ratios) and `OUT/summary.json`
+with the commands, the device, the training and evaluation times. Nothing is tuned per dataset: the
+recipe chooses its settings from the data (`p5rec.recipe`).
+
+    p5rec data prepare --source amazon2014 --reviews ../shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz --out data/musical_instruments
+    python benchmarks/bench_quality.py --data data/musical_instruments --out runs/bench-quality/musical_instruments
+    python benchmarks/bench_quality.py --data data/musical_instruments --out runs/bench-quality/mi-seq --sequential-only
+    python benchmarks/bench_quality.py --data data/beauty --out runs/bench-quality/beauty --tasks sequential,direct_choice
 """
 
 from __future__ import annotations
@@ -16,172 +20,114 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import time
 from pathlib import Path
 
-import torch
-
-REVIEWS = "/work/shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz"
-# Share of each task's training contexts per epoch, times --task-scale. Sequential dominates (the
-# headline metric); tasks with long review inputs get little, because they cost most per example.
-TASK_WEIGHTS = {
-    "sequential": 0.5,
-    "direct_choice": 0.4,
-    "direct_yesno": 0.15,
-    "rating": 0.1,
-    "review_rating": 0.03,
-    "explanation": 0.1,
-    "review_summary": 0.05,
-}
-
-
-def run_config(args: argparse.Namespace, data_dir: Path, run_dir: Path):
-    from p5rec.config import RunConfig, from_dict
-
-    values = {
-        "data": {"source": str(data_dir)},
-        "model": {
-            "backbone": args.backbone,
-            "architecture": args.architecture,
-            "vocab_size": args.vocab_size,
-            "max_input_length": args.max_input_length,
-            "max_target_length": 32,
-        },
-        "train": {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.lr,
-            "log_every": 10,
-            "output_dir": str(run_dir),
-            "seed": args.seed,
-            "mixed_precision": args.mixed_precision,
-            "loss_on_prompt": args.loss_on_prompt,
-        },
-        "examples": {
-            "max_history": 20,
-            "task_weights": {task: w * args.task_scale for task, w in TASK_WEIGHTS.items()},
-        },
-        "output_dir": str(run_dir / "model"),
-    }
-    return from_dict(RunConfig, values, "bench_quality")
+ALL_BASELINES = "mostpop,itemknn,sasrec,mf,lead"
+NON_SEQUENTIAL = ("direct_yesno", "direct_choice", "rating", "explanation", "review")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reviews", default=REVIEWS, help="reviews_Musical_Instruments_5.json.gz")
-    parser.add_argument("--work", default="/tmp/p5rec-bench-quality", help="data, model and reports go here")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--task-scale", type=float, default=1.0, help="multiplier on the task mix")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--vocab-size", type=int, default=3000)
-    parser.add_argument("--max-input-length", type=int, default=128)
-    parser.add_argument("--max-users", type=int, default=200, help="users/reviews per template (0: all)")
-    parser.add_argument("--max-templates", type=int, default=1, help="templates per task and split (0: all)")
-    parser.add_argument("--num-beams", type=int, default=20)
-    parser.add_argument("--sasrec-epochs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--backbone", default="mini", help="model preset (default mini)")
-    parser.add_argument("--architecture", default="t5", choices=["t5", "gpt2", "llama"], help="preset family")
-    parser.add_argument("--loss-on-prompt", action="store_true", help="decoder-only: train on the prompt too")
-    parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"], help="GPU only")
-    parser.add_argument("--reuse-model", action="store_true", help="skip training when WORK/run/model exists")
-    parser.add_argument("--doc", default="docs/benchmarks.md", help="Markdown file the results are written to")
+    parser.add_argument("--data", required=True, help="a dataset folder written by `p5rec data prepare`")
+    parser.add_argument("--out", default="runs/bench-quality/run", help="model, reports and summary go here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override (repeatable)")
+    parser.add_argument("--sequential-only", action="store_true", help="train the sequential task alone (ablation)")
+    parser.add_argument("--tasks", help="tasks to evaluate (default: all the model was trained on)")
+    parser.add_argument("--baselines", default=ALL_BASELINES, help=f"baselines to fit (default {ALL_BASELINES})")
+    parser.add_argument("--max-users", type=int, default=0, help="users/reviews per template (default 0: every one)")
+    parser.add_argument("--max-templates", type=int, default=0, help="templates per task and split (0: all)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: p5rec's choice)")
+    parser.add_argument("--reuse-model", action="store_true", help="skip training when OUT/model exists")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
-    from p5rec.cli.main import main as p5rec_main
-    from p5rec.data.prepare import prepare_dataset
+    from p5rec.cli.main import main as p5rec
 
-    work = Path(args.work)
-    data_dir, run_dir = work / "data", work / "run"
-    model_dir = run_dir / "model"
-    timings: dict[str, float] = {}
-
-    start = time.perf_counter()
-    if not data_dir.exists():
-        prepare_dataset("amazon2014", data_dir, reviews=args.reviews)
-    timings["prepare_s"] = time.perf_counter() - start
-
-    config = run_config(args, data_dir, run_dir)
-    train_info: dict[str, float] = {}
-    if not (args.reuse_model and model_dir.exists()):
-        from p5rec.pipeline import fit
-
-        start = time.perf_counter()
-        result = fit(config, progress=True)
-        result.recommender.save_pretrained(model_dir)
-        timings["train_s"] = time.perf_counter() - start
-        train_info = {"steps": result.train.steps, "examples": result.train.examples}
-        (run_dir / "train_summary.json").write_text(json.dumps({**train_info, **timings}, indent=2))
-    elif (run_dir / "train_summary.json").exists():
-        saved = json.loads((run_dir / "train_summary.json").read_text())
-        train_info = {k: saved[k] for k in ("steps", "examples") if k in saved}
-        timings["train_s"] = saved.get("train_s", float("nan"))
-
-    eval_dir = work / "eval"
-    argv = [
-        "evaluate",
-        "--model", str(model_dir),
-        "--out", str(eval_dir),
-        "--num-beams", str(args.num_beams),
-        "--baselines", "mostpop,itemknn,sasrec,mf,lead",
-        "--sasrec-epochs", str(args.sasrec_epochs),
-        "--export-recbole", str(work / "recbole" / "musical_instruments"),
-        "--seed", str(args.seed),
-    ]  # fmt: skip
+    out = Path(args.out)
+    model = out / "model"
+    threads = ["--threads", str(args.threads)] if args.threads else []
+    sets = list(args.overrides)
+    if args.sequential_only:
+        sets += [f"examples.task_weights.{t}=0" for t in NON_SEQUENTIAL]
+    train_cmd = ["train", "--data", args.data, "--output", str(model), "--no-progress", *threads]
+    train_cmd += [x for s in sets for x in ("--set", s)]
+    tasks = args.tasks or ("sequential" if args.sequential_only else None)
+    eval_cmd = ["evaluate", "--model", str(model), "--out", str(out / "eval"), "--baselines", args.baselines, *threads]
+    eval_cmd += ["--no-plots", "--no-greedy-rating"]
+    if tasks:
+        eval_cmd += ["--tasks", tasks]
     if args.max_users:
-        argv += ["--max-users", str(args.max_users)]
+        eval_cmd += ["--max-users", str(args.max_users)]
     if args.max_templates:
-        argv += ["--max-templates", str(args.max_templates)]
-    start = time.perf_counter()
-    code = p5rec_main(argv)
-    timings["evaluate_s"] = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"p5rec evaluate failed with exit code {code}")
+        eval_cmd += ["--max-templates", str(args.max_templates)]
 
-    table = (eval_dir / "report.md").read_text()
-    shown = ("backbone", "epochs", "task_scale", "max_users", "max_templates", "num_beams", "batch_size", "lr")
-    command = f"OMP_NUM_THREADS={args.threads} python benchmarks/bench_quality.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in shown
-    )
-    command += f" --threads {args.threads}"
-    if args.mixed_precision != "no":
-        command += f" --mixed-precision {args.mixed_precision}"
-    if args.architecture != "t5":
-        command += f" --architecture {args.architecture}"
-    if args.loss_on_prompt:
-        command += " --loss-on-prompt"
-    variant = args.backbone if args.architecture == "t5" else f"{args.backbone} {args.architecture}"
-    variant += " + loss on prompt" if args.loss_on_prompt else ""
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    header = [
-        f"## Quality: Amazon 2014 Musical Instruments (5-core), {variant} preset, {device}",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {device}, torch threads {args.threads}, "
-        f"torch {torch.__version__}  ",
-        f"Training: {train_info.get('steps', '?')} steps, {train_info.get('examples', '?')} examples, "
-        f"{timings.get('train_s', float('nan')):.0f} s; evaluation + baselines {timings['evaluate_s']:.0f} s  ",
-        f"Evaluation: test split, {args.max_users or 'all'} users/reviews per template, "
-        f"{args.max_templates or 'all'} template(s) per task and split, beam {args.num_beams}.",
-        "",
-    ]
-    text = "\n".join(header) + table
-    print(text)
-    doc = Path(args.doc)
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    # One section per (model variant, device kind): a GPU run does not replace the CPU table.
-    kind = "cuda" if torch.cuda.is_available() else "cpu"
-    slug = args.backbone + ("" if args.architecture == "t5" else f"-{args.architecture}")
-    slug += "-loss-on-prompt" if args.loss_on_prompt else ""
-    marker = f"<!-- bench_quality {slug} {kind} -->"
-    previous = doc.read_text() if doc.exists() else "# Benchmarks\n\n"
-    before = previous.split(marker)[0] if marker in previous else previous.rstrip() + "\n\n"
-    after = previous.split(marker)[2] if previous.count(marker) >= 2 else ""
-    doc.write_text(before + marker + "\n" + text + "\n" + marker + after)
-    print(f"wrote {doc} and {eval_dir}/")
+    timings: dict[str, float] = {}
+    if not (args.reuse_model and (model / "p5rec_config.json").is_file()):
+        print("$ p5rec " + shlex.join(train_cmd), flush=True)
+        start = time.perf_counter()
+        if p5rec(train_cmd) != 0:
+            raise SystemExit("training failed")
+        timings["train_and_save_s"] = round(time.perf_counter() - start, 1)
+    print("$ p5rec " + shlex.join(eval_cmd), flush=True)
+    start = time.perf_counter()
+    if p5rec(eval_cmd) != 0:
+        raise SystemExit("evaluation failed")
+    timings["evaluate_with_baselines_s"] = round(time.perf_counter() - start, 1)
+
+    report = json.loads((out / "eval" / "report.json").read_text())
+    summary = {
+        "commands": ["p5rec " + shlex.join(train_cmd), "p5rec " + shlex.join(eval_cmd)],
+        "device": _device(),
+        "timings": {**timings, **report["meta"].get("timings", {})},
+        "train": _train_summary(model),
+        "ratios": _ratios(report),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+def _ratios(report: dict) -> dict[str, dict[str, float]]:
+    """p5rec (seen, unseen) over each ranking baseline, per ranking metric: >= 1 means p5rec is level or ahead."""
+    out: dict[str, dict[str, float]] = {}
+    for task in ("sequential", "direct_choice"):
+        splits = report["summary"].get(task)
+        if not splits:
+            continue
+        for name, base in report["baselines"].items():
+            metrics = base["tasks"].get(task)
+            if not metrics:
+                continue
+            for metric in ("hr@5", "ndcg@5", "hr@10", "ndcg@10"):
+                for split in ("seen", "unseen"):
+                    mine, theirs = splits.get(split, {}).get(metric), metrics.get(metric)
+                    if mine is not None and theirs:
+                        out.setdefault(f"{task}/{split}/{metric}", {})[name] = round(mine / theirs, 3)
+    return out
+
+
+def _train_summary(model: Path) -> dict:
+    config = json.loads((model / "p5rec_config.json").read_text()).get("run_config", {})
+    log_dir = Path((config.get("train") or {}).get("output_dir") or f"{model}-train")
+    lines = (log_dir / "train_log.jsonl").read_text().splitlines() if (log_dir / "train_log.jsonl").is_file() else []
+    log = [json.loads(x) for x in lines]
+    steps = [e for e in log if "loss" in e]
+    valid = [e for e in log if any(k.startswith("valid/") for k in e)]
+    return {
+        "model": config.get("model"),
+        "steps": steps[-1]["step"] if steps else None,
+        "train_seconds": steps[-1].get("seconds") if steps else None,
+        "validations": len(valid),
+        "best_valid": max((e.get("valid/sequential/ndcg@10", 0.0) for e in valid), default=None),
+    }
+
+
+def _device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
 
 
 if __name__ == "__main__":
