@@ -9,10 +9,11 @@ then a summary (p5rec seen/unseen against each ranking baseline, as ratios) and 
 with the commands, the device, the training and evaluation times. Nothing is tuned per dataset: the
 recipe chooses its settings from the data (`p5rec.recipe`).
 
-    p5rec data prepare --source amazon2014 --reviews ../shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz --out data/musical_instruments
-    python benchmarks/bench_quality.py --data data/musical_instruments --out runs/bench-quality/musical_instruments
+    p5rec data prepare --source amazon2014 --out data/musical_instruments \
+        --reviews ../shared/data/amazon2014_musical_instruments/reviews_Musical_Instruments_5.json.gz
+    python benchmarks/bench_quality.py --data data/musical_instruments --out runs/bench-quality/mi
     python benchmarks/bench_quality.py --data data/musical_instruments --out runs/bench-quality/mi-seq --sequential-only
-    python benchmarks/bench_quality.py --data data/beauty --out runs/bench-quality/beauty --tasks sequential,direct_choice
+    python benchmarks/bench_quality.py --data data/beauty --out runs/bench-quality/beauty --tasks sequential
 """
 
 from __future__ import annotations
