@@ -249,3 +249,33 @@ def test_lead_sentence_errors():
         lead_sentence("text", 0)
     with pytest.raises(TypeError, match="`review` must be a str, got NoneType"):
         lead_sentence(None)
+
+
+def test_score_pairs_reads_the_same_scores_recommend_ranks_by():
+    seqs = {"u1": ["a", "b", "c"], "u2": ["a", "b", "d"], "u3": ["b", "c"]}
+    knn = ItemKNN().fit(seqs, ["a", "b", "c", "d", "e"])
+    top = knn.recommend([["b"]], k=1, exclude_seen=True)[0][0]
+    scores = knn.score_pairs([["b"]] * 5, ["a", "b", "c", "d", "e"])
+    assert max(s for i, s in zip("abcde", scores) if i != "b") == scores["abcde".index(top)]
+    with pytest.raises(ValueError, match="one item per history"):
+        knn.score_pairs([["b"]], ["a", "c"])
+    with pytest.raises(ValueError, match="'zz', which is not in the catalog"):
+        knn.score_pairs([["b"]], ["zz"])
+
+
+def test_retrieval_explainer_copies_the_items_explanation_then_the_features():
+    from p5rec.evaluation.baselines import RetrievalExplainer
+
+    r = RetrievalExplainer().fit(
+        ["a", "a", "a", "b", "c"],
+        ["tone", "tone", "tone", "tone", "price"],
+        ["warm tone", "clear tone", "warm tone", "bright tone", ""],
+    )
+    assert r.explain("a", "tone") == "warm tone"  # the item's own most frequent one
+    assert r.explain("b", "tone") == "bright tone"
+    assert r.explain("z", "tone") == "warm tone"  # the feature's most frequent one
+    assert r.explain("c", "price") == "warm tone"  # no explanation for the feature: the most frequent overall
+    with pytest.raises(ValueError, match="must be aligned"):
+        RetrievalExplainer().fit(["a"], [], ["x"])
+    with pytest.raises(ValueError, match="nothing to copy"):
+        RetrievalExplainer().fit(["a"], ["tone"], [""])

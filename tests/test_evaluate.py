@@ -132,18 +132,19 @@ def test_baselines_are_scored_on_the_models_users(tiny_fit):
     scores = evaluate_baselines(
         builder,
         cfg,
-        ["mostpop", "itemknn", "sasrec", "mf", "lead"],
+        ["mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"],
         BaselineConfig(sasrec=SASRecConfig(epochs=2, patience=None)),
         progress=False,
     )
-    assert set(scores) == {"mostpop", "itemknn", "sasrec", "mf", "lead"}
-    assert set(scores["mostpop"]["tasks"]) == {"sequential", "direct_choice"}
+    assert set(scores) == {"mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"}
+    assert set(scores["mostpop"]["tasks"]) == {"sequential", "direct_choice", "direct_yesno"}
     pop = MostPop().fit(builder.splits.train_sequences(), builder.catalog)
     assert scores["mostpop"]["tasks"]["sequential"] == evaluate_ranker(pop, builder, cfg)
     # 24 items, >= 5 per user: at most 20 candidates, so every ranker puts the target in its top 20
     for name in ("mostpop", "itemknn", "sasrec"):
         assert scores[name]["tasks"]["direct_choice"]["hr@20"] == 1.0
-    assert set(scores["mf"]["tasks"]) == {"rating", "review_rating"}
+    assert set(scores["mf"]["tasks"]) == {"rating", "review_rating", "direct_yesno"}
+    assert set(scores["retrieval"]["tasks"]["explanation"]) == {"bleu_4", "rouge_1", "rouge_2", "rouge_l"}
     assert scores["mf"]["tasks"]["rating"]["invalid"] == 0
     assert set(scores["lead"]["tasks"]["review_summary"]) == {"bleu_2", "rouge_1", "rouge_2", "rouge_l"}
 
@@ -156,7 +157,7 @@ def test_baselines_follow_the_task_selection(tiny_fit):
 
 def test_parse_baselines():
     assert parse_baselines("MostPop, sasrec,mostpop") == ["mostpop", "sasrec"]
-    assert parse_baselines("all") == ["mostpop", "itemknn", "sasrec", "mf", "lead"]
+    assert parse_baselines("all") == ["mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"]
     assert parse_baselines("") == [] and parse_baselines(None) == []
     with pytest.raises(ValueError, match=r"unknown name\(s\) \['bpr'\]"):
         parse_baselines("mostpop,bpr")
@@ -197,3 +198,20 @@ def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(
     assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))
     assert m["auc"] == pytest.approx((n_pos - 1) / n_pos)  # its pairs with every negative are lost: 1/n_pos
     assert m["greedy_invalid"] == 1 and m["greedy_accuracy"] == pytest.approx((n_pos - (labels[-1] is True)) / 12)
+
+
+def test_yes_no_baselines_score_the_models_pairs_with_the_rankers_own_scores(tiny_fit):
+    builder = tiny_fit.prepared.builder
+    cfg = EvalConfig(tasks=["direct_yesno"], max_users=20, max_templates=1)
+    scores = evaluate_baselines(builder, cfg, ["mostpop"], progress=False)["mostpop"]["tasks"]["direct_yesno"]
+    first = builder.usable_templates("direct_yesno")[0].id
+    pairs = builder.eval_examples("direct_yesno", "test", np.random.default_rng(cfg.seed), [first], 20)
+    pop = MostPop().fit(builder.splits.train_sequences(), builder.catalog)
+    counts = {i: sum(s.count(i) for s in builder.splits.train_sequences().values()) for i in builder.catalog}
+    expected = pytest.importorskip("p5rec.evaluation.metrics").binary_auc(
+        [float(counts[e.item]) for e in pairs], [bool(e.meta["label"]) for e in pairs]
+    )
+    assert scores["auc"] == pytest.approx(expected)  # MostPop's score of a pair is the item's training count
+    assert list(pop.score_pairs([e.meta["history"] for e in pairs], [e.item for e in pairs])) == [
+        float(counts[e.item]) for e in pairs
+    ]

@@ -4,10 +4,14 @@
 scores it on exactly the contexts `evaluate` scores (same seed, same subsample, same candidate
 lists), so a table can put them side by side:
 
-* ``mostpop``, ``itemknn``, ``sasrec``: sequential (full ranking, history excluded) and
-  direct_choice (the same 1 positive + 99 negatives);
-* ``mf`` (biased matrix factorization): rating and review_rating on the same review rows;
-* ``lead`` (first sentence of the review): review_summary.
+* ``mostpop``, ``itemknn``, ``sasrec``: sequential (full ranking, history excluded),
+  direct_choice (the same 1 positive + 99 negatives) and direct_yesno (AUC and accuracy of their
+  scores on the same positive and negative pairs);
+* ``mf`` (biased matrix factorization): rating and review_rating on the same review rows, and
+  direct_yesno (its predicted rating as the score);
+* ``lead`` (first sentence of the review): review_summary;
+* ``retrieval`` (the most frequent training explanation of the item for the feature, else of the
+  feature): explanation.
 """
 
 from __future__ import annotations
@@ -19,20 +23,30 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.evaluation.baselines import BiasedMF, BiasedMFConfig, ItemKNN, MostPop, SASRec, SASRecConfig, lead_sentence
+from p5rec.evaluation.baselines import (
+    BiasedMF,
+    BiasedMFConfig,
+    ItemKNN,
+    MostPop,
+    RetrievalExplainer,
+    SASRec,
+    SASRecConfig,
+    lead_sentence,
+)
 from p5rec.evaluation.evaluate import EvalConfig, evaluate_ranker
-from p5rec.evaluation.metrics import bleu, rating_metrics, rouge
+from p5rec.evaluation.metrics import binary_auc, bleu, rating_metrics, rouge
 from p5rec.templates.render import Example, ExampleBuilder
 
-BASELINES = ("mostpop", "itemknn", "sasrec", "mf", "lead")
+BASELINES = ("mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval")
 RANKERS = ("mostpop", "itemknn", "sasrec")
 # Which tasks each baseline answers; a baseline whose tasks are all off is skipped.
 BASELINE_TASKS = {
-    "mostpop": ("sequential", "direct_choice"),
-    "itemknn": ("sequential", "direct_choice"),
-    "sasrec": ("sequential", "direct_choice"),
-    "mf": ("rating", "review_rating"),
+    "mostpop": ("sequential", "direct_choice", "direct_yesno"),
+    "itemknn": ("sequential", "direct_choice", "direct_yesno"),
+    "sasrec": ("sequential", "direct_choice", "direct_yesno"),
+    "mf": ("rating", "review_rating", "direct_yesno"),
     "lead": ("review_summary",),
+    "retrieval": ("explanation",),
 }
 
 
@@ -96,9 +110,21 @@ def evaluate_baselines(
         if name in RANKERS:
             ranker = _fit_ranker(name, builder, config, bcfg)
             fit_s = time.perf_counter() - start
-            scores = {t: evaluate_ranker(ranker, builder, config, task=t) for t in tasks}
+            scores = {}
+            for t in tasks:
+                if t == "direct_yesno":
+                    examples = _first_template_examples(builder, config, t, config.split)
+                    found = _yes_no_scores(
+                        examples, ranker.score_pairs([e.meta["history"] for e in examples], [e.item for e in examples])
+                    )
+                else:
+                    found = evaluate_ranker(ranker, builder, config, task=t)
+                if found:
+                    scores[t] = found
         elif name == "mf":
             scores, fit_s = _mf_scores(builder, config, bcfg, tasks)
+        elif name == "retrieval":
+            scores, fit_s = _retrieval_scores(builder, config), 0.0
         else:
             scores, fit_s = {"review_summary": _lead_scores(builder, config)}, 0.0
         out[name] = {"tasks": scores, "fit_s": fit_s, "total_s": time.perf_counter() - start}
@@ -127,8 +153,8 @@ def _fit_ranker(name: str, builder: ExampleBuilder, config: EvalConfig, bcfg: Ba
     return SASRec(bcfg.sasrec).fit(train, builder.catalog, valid=valid)
 
 
-def _review_examples(builder: ExampleBuilder, config: EvalConfig, task: str, split: str) -> list[Example]:
-    """The seeded review subsample `evaluate` scores for `task` (first usable template)."""
+def _first_template_examples(builder: ExampleBuilder, config: EvalConfig, task: str, split: str) -> list[Example]:
+    """The seeded contexts `evaluate` scores for `task` (rendered with its first usable template)."""
     first = builder.usable_templates(task)[:1]
     if not first:
         return []
@@ -156,15 +182,51 @@ def _mf_scores(
     fit_s = time.perf_counter() - start
     scores = {}
     for task in tasks:
-        examples = _review_examples(builder, config, task, config.split)
-        if examples:
-            preds = mf.predict([e.user for e in examples], [e.item for e in examples])
+        examples = _first_template_examples(builder, config, task, config.split)
+        if not examples:
+            continue
+        preds = mf.predict([e.user for e in examples], [e.item for e in examples])
+        if task == "direct_yesno":  # the predicted rating as a score of the pair
+            found = _yes_no_scores(examples, np.asarray(preds, dtype=np.float64))
+            if found:
+                scores[task] = found
+        else:
             scores[task] = rating_metrics([float(p) for p in preds], [e.meta["rating"] for e in examples])
     return scores, fit_s
 
 
+def _yes_no_scores(examples: list[Example], scores: np.ndarray) -> dict[str, float]:
+    """AUC of a baseline's pair scores on the yes/no pairs, and accuracy at the median score
+    (the pairs are balanced: one positive and one negative per context)."""
+    if not examples:
+        return {}
+    truth = [bool(e.meta["label"]) for e in examples]
+    threshold = float(np.median(scores))
+    accuracy = sum((s > threshold) == t for s, t in zip(scores, truth)) / len(truth)
+    return {"accuracy": float(accuracy), "auc": binary_auc([float(s) for s in scores], truth)}
+
+
+def _retrieval_scores(builder: ExampleBuilder, config: EvalConfig) -> dict[str, dict[str, float]]:
+    examples = _first_template_examples(builder, config, "explanation", config.split)
+    if not examples:
+        return {}
+    column = builder.data.column
+    items, features, texts = (
+        column("interactions", "item_id"),
+        column("interactions", "feature"),
+        column("interactions", "explanation"),
+    )
+    train = builder.splits.review_rows("train")
+    explainer = RetrievalExplainer().fit(
+        [items[r] for r in train], [features[r] for r in train], [texts[r] for r in train]
+    )
+    hyps = [explainer.explain(e.item, features[e.meta["row"]]) for e in examples]
+    refs = [e.target for e in examples]
+    return {"explanation": {"bleu_4": bleu(refs, hyps, max_n=4), **rouge(refs, hyps)}}
+
+
 def _lead_scores(builder: ExampleBuilder, config: EvalConfig) -> dict[str, float]:
-    examples = _review_examples(builder, config, "review_summary", config.split)
+    examples = _first_template_examples(builder, config, "review_summary", config.split)
     if not examples:
         return {}
     reviews = builder.data.column("interactions", "review")

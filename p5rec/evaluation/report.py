@@ -36,7 +36,14 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "review_summary": ("bleu_2", "rouge_1", "rouge_2", "rouge_l"),
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "invalid", "greedy_rmse", "greedy_mae", "greedy_invalid"})
-BASELINE_LABELS = {"mostpop": "MostPop", "itemknn": "ItemKNN", "sasrec": "SASRec", "mf": "BiasedMF", "lead": "Lead"}
+BASELINE_LABELS = {
+    "mostpop": "MostPop",
+    "itemknn": "ItemKNN",
+    "sasrec": "SASRec",
+    "mf": "BiasedMF",
+    "lead": "Lead",
+    "retrieval": "Retrieval",
+}
 
 
 def build_report(

@@ -3,14 +3,14 @@
 Ranking baselines (:class:`MostPop`, :class:`ItemKNN`, :class:`SASRec`) share one interface,
 :class:`Ranker`: ``fit(train_sequences, items)`` then
 ``recommend(histories, k, exclude_seen=True)``. :class:`BiasedMF` predicts ratings;
-:func:`lead_sentence` is the summarization baseline.
+:func:`lead_sentence` is the summarization baseline, :class:`RetrievalExplainer` the explanation one.
 """
 
 from p5rec.evaluation.baselines._ranking import Ranker
 from p5rec.evaluation.baselines.mf import BiasedMF, BiasedMFConfig
 from p5rec.evaluation.baselines.neighbors import ItemKNN, MostPop
 from p5rec.evaluation.baselines.sasrec import SASRec, SASRecConfig
-from p5rec.evaluation.baselines.text import lead_sentence
+from p5rec.evaluation.baselines.text import RetrievalExplainer, lead_sentence
 
 __all__ = [
     "BiasedMF",
@@ -18,6 +18,7 @@ __all__ = [
     "ItemKNN",
     "MostPop",
     "Ranker",
+    "RetrievalExplainer",
     "SASRec",
     "SASRecConfig",
     "lead_sentence",

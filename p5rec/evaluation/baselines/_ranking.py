@@ -162,3 +162,25 @@ class CatalogRanker(ABC):
                     scores[row, seen] = -np.inf
             ranked.extend([items[j] for j in top] for top in top_k(scores, k, self._tie_rank))
         return ranked
+
+    def score_pairs(self, histories: list[list[str]], items: Sequence[str]) -> np.ndarray:
+        """The score of one given item per history (higher: more likely next), e.g. for yes/no AUC.
+
+        Args:
+            histories: one time-ordered list of item IDs per user.
+            items: one catalog item per history, aligned with `histories`.
+        """
+        self._require_fitted()
+        if isinstance(items, str) or len(items) != len(histories):
+            raise ValueError(f"`items` must hold one item per history ({len(histories)}), got {items!r:.80}")
+        unknown = [i for i in items if i not in self._index]
+        if unknown:
+            raise ValueError(f"`items` contains {unknown[0]!r}, which is not in the catalog passed to fit()")
+        encoded = self._encode_histories(histories)
+        columns = np.array([self._index[i] for i in items], dtype=np.int64)
+        out = np.empty(len(items), dtype=np.float64)
+        for start in range(0, len(encoded), _SCORE_BATCH):
+            scores = np.asarray(self._score(encoded[start : start + _SCORE_BATCH]), dtype=np.float64)
+            rows = np.arange(len(scores))
+            out[start : start + len(scores)] = scores[rows, columns[start : start + len(scores)]]
+        return out
