@@ -2,7 +2,8 @@
 
 Each stage owns its dataclass (`SyntheticConfig`, `IdConfig`, `ExampleConfig`, `ModelConfig`,
 `LoraSettings`, `TrainConfig`, `EvalConfig`); `RunConfig` only groups them. Unknown keys and wrong
-types are errors naming the file and the key, raised before any work starts.
+types are errors naming the file and the key, raised before any work starts. The stage configs live
+in light modules (`p5rec.<stage>.config`), so importing this one loads neither torch nor datasets.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 
 import yaml
 
-from p5rec.data.synthetic import SyntheticConfig
+from p5rec.data.config import SyntheticConfig
 from p5rec.evaluation.config import EvalConfig
-from p5rec.ids import IdConfig
-from p5rec.modeling.backbone import ModelConfig
-from p5rec.modeling.lora import LoraSettings
+from p5rec.ids.config import IdConfig
+from p5rec.modeling.config import LoraSettings, ModelConfig
 from p5rec.templates.config import ExampleConfig
-from p5rec.training.trainer import TrainConfig
+from p5rec.training.config import TrainConfig
 
 FINETUNE_MODES = ("full", "lora")
 # What `validation` is unless a config says otherwise: cheap enough to run after every epoch.

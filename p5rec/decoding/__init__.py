@@ -1,37 +1,25 @@
-"""Constrained decoding: item IDs from a tensor trie, exact scorers, rating and answer read-outs."""
+"""Stage 6: constrained decoding: item IDs from a tensor trie, exact scorers, rating and answer read-outs."""
 
-from p5rec.decoding.generate import recommend_items, score_items, score_targets
-from p5rec.decoding.processors import (
-    CandidateItemsLogitsProcessor,
-    ExcludeItemsLogitsProcessor,
-    TrieConstraintLogitsProcessor,
-)
-from p5rec.decoding.rating import (
-    answer_distribution,
-    answer_trie,
-    expected_rating,
-    predict_rating,
-    rating_distribution,
-    rating_trie,
-)
-from p5rec.decoding.reference import build_dict_trie, reference_recommend_items
-from p5rec.decoding.trie import ItemTrie, RowItemCounts
+from p5rec._lazy import lazy_exports
 
-__all__ = [
-    "CandidateItemsLogitsProcessor",
-    "ExcludeItemsLogitsProcessor",
-    "ItemTrie",
-    "RowItemCounts",
-    "TrieConstraintLogitsProcessor",
-    "answer_distribution",
-    "answer_trie",
-    "build_dict_trie",
-    "expected_rating",
-    "predict_rating",
-    "rating_distribution",
-    "rating_trie",
-    "recommend_items",
-    "reference_recommend_items",
-    "score_items",
-    "score_targets",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "p5rec.decoding.generate": ("recommend_items", "score_items", "score_targets"),
+        "p5rec.decoding.processors": (
+            "CandidateItemsLogitsProcessor",
+            "ExcludeItemsLogitsProcessor",
+            "TrieConstraintLogitsProcessor",
+        ),
+        "p5rec.decoding.rating": (
+            "answer_distribution",
+            "answer_trie",
+            "expected_rating",
+            "predict_rating",
+            "rating_distribution",
+            "rating_trie",
+        ),
+        "p5rec.decoding.reference": ("build_dict_trie", "reference_recommend_items"),
+        "p5rec.decoding.trie": ("ItemTrie", "RowItemCounts"),
+    },
+)

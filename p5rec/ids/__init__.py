@@ -1,7 +1,12 @@
-"""Item and user ID schemes: random, sequential (leak-free), collaborative and semantic."""
+"""Stage 2: item and user ID schemes: random, sequential (leak-free), collaborative and semantic."""
 
-from p5rec.ids.config import IdConfig
-from p5rec.ids.index import ItemIndex, UserIndex, render_id
-from p5rec.ids.semantic import item_texts
+from p5rec._lazy import lazy_exports
 
-__all__ = ["IdConfig", "ItemIndex", "UserIndex", "item_texts", "render_id"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "p5rec.ids.config": ("IdConfig",),
+        "p5rec.ids.index": ("ItemIndex", "UserIndex", "render_id"),
+        "p5rec.ids.semantic": ("item_texts",),
+    },
+)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 from transformers import PreTrainedModel
+
+from p5rec.modeling.config import LoraSettings
 
 DEFAULT_TARGETS: dict[str, list[str]] = {
     "t5": ["q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"],
@@ -35,32 +36,6 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
     "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
 }
-
-
-@dataclass
-class LoraSettings:
-    """LoRA hyperparameters.
-
-    Args:
-        r: rank (default 16).
-        alpha: scaling numerator (default 32).
-        dropout: dropout on the LoRA path (default 0.05).
-        target_modules: module names to adapt; None picks the architecture default above, or
-            peft's "all-linear" for architectures not listed.
-    """
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.r < 1:
-            raise ValueError(f"`lora.r` must be >= 1, got {self.r}")
-        if self.alpha <= 0:
-            raise ValueError(f"`lora.alpha` must be > 0, got {self.alpha}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"`lora.dropout` must be in [0, 1), got {self.dropout}")
 
 
 def default_targets(model: PreTrainedModel) -> list[str] | str:

@@ -14,12 +14,11 @@ FSDP and DeepSpeed come from the accelerate config file; nothing here is specifi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,137 +30,20 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from p5rec.modeling.attention import attention_kernels
-from p5rec.modeling.backbone import ModelConfig, is_encoder_decoder
+from p5rec.modeling.backbone import is_encoder_decoder
+from p5rec.modeling.config import ModelConfig
 from p5rec.templates.render import Example
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.collate import CausalCollator, Seq2SeqCollator, encode, history_labels, length_grouped_batches
+from p5rec.training.config import TrainConfig
 from p5rec.training.objective import CausalLMObjective, language_model
 from p5rec.training.weighting import (
-    GROUPINGS,
-    WEIGHTINGS,
     UncertaintyWeighting,
     group_means,
     group_of,
     loss_groups,
     per_example_loss,
 )
-
-PRECISIONS = ("no", "bf16", "fp16")
-TRACKERS = ("tensorboard", "wandb")
-_LOWER_IS_BETTER = ("rmse", "mae", "loss", "invalid", "nll")
-DEFAULT_PATIENCE = 20  # epochs: ranking metrics sit at popularity level for 15-25 epochs before item-to-item
-# transitions are learned (SASRec and p5rec alike, docs/benchmarks.md); a shorter patience stops there
-
-
-@dataclass
-class TrainConfig:
-    """Optimization settings.
-
-    Args:
-        epochs: passes over freshly rendered training examples.
-        batch_size: examples per optimizer step per process (before accumulation).
-        learning_rate: peak AdamW learning rate (scratch presets like 1e-3; LoRA on a pretrained
-            model ~1e-3; full fine-tuning of a pretrained model ~1e-4).
-        weight_decay, warmup_ratio, max_grad_norm: the usual.
-        grad_accum: gradient accumulation steps.
-        mixed_precision: "no", "bf16" or "fp16" (GPU).
-        seed: seeds example rendering (per epoch: (seed, epoch)), batching and initialization.
-        log_every: steps between loss log lines.
-        output_dir: where `train_log.jsonl`, `curves.png`, checkpoints and the best model are
-            written (None: nothing is written; best weights are kept in memory).
-        cpu: force CPU even when a GPU is present.
-        save_every: optimizer steps between checkpoints (0: none); needs `output_dir`.
-        save_total_limit: how many of the newest checkpoints to keep.
-        resume_from: "latest" (newest checkpoint in `output_dir`) or a checkpoint folder.
-        loss_weighting: "fixed" (the model's token-mean loss over the mixture sampled with
-            `examples.task_weights`) or "uncertainty" (learned per-group weights, Kendall et al. 2018).
-        weighting_groups: what gets one learned weight: "family" (P5's five) or "task".
-        eval_every: optimizer steps between validations (0: at the end of each epoch); validation
-            runs only when the run config has a `validation` section.
-        early_stopping_metric: "task/metric" from validation, e.g. "sequential/ndcg@10" (higher is
-            better unless it is an rmse, mae, loss or invalid count); the best weights are restored.
-        early_stopping_patience: validations without improvement before stopping (0: never stop;
-            None: 20, when the run validates: next-item metrics can stay flat for 15-25 epochs before
-            they rise, and a shorter patience stops the run on that plateau).
-        early_stopping_also: further "task/metric" names whose improvement also resets the patience
-            (e.g. "sequential/nll"; default none). The best weights are those of `early_stopping_metric`.
-        report_to: None, "tensorboard" or "wandb" (optional packages, through accelerate).
-        plot: write `curves.png` into `output_dir` at the end (needs matplotlib: `p5rec[plot]`).
-        loss_on_prompt: decoder-only backbones: the loss also covers every prompt token (words too).
-        history_loss: decoder-only backbones with one token per item ID (`ids.representation:
-            tokens`): each history item shown in a prompt is also trained to predict the item after
-            it, SASRec's objective inside the prompt (`collate.history_labels`); ignored otherwise.
-    """
-
-    epochs: int = 200
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 1.0
-    grad_accum: int = 1
-    mixed_precision: str = "no"
-    seed: int = 0
-    log_every: int = 50
-    output_dir: str | None = None
-    cpu: bool = False
-    save_every: int = 0
-    save_total_limit: int = 2
-    resume_from: str | None = None
-    loss_weighting: str = "fixed"
-    weighting_groups: str = "family"
-    eval_every: int = 0
-    early_stopping_metric: str = "sequential/ndcg@10"
-    early_stopping_patience: int | None = None
-    early_stopping_also: Sequence[str] = ()
-    report_to: str | None = None
-    plot: bool = True
-    loss_on_prompt: bool = False
-    history_loss: bool = True
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"`epochs` must be >= 1, got {self.epochs}")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise ValueError(f"`batch_size` ({self.batch_size}) and `grad_accum` ({self.grad_accum}) must be >= 1")
-        if self.learning_rate <= 0:
-            raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}")
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"`mixed_precision` must be one of {PRECISIONS}, got {self.mixed_precision!r}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"`warmup_ratio` must be in [0, 1), got {self.warmup_ratio}")
-        for name in ("log_every", "save_total_limit"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
-        for name in ("save_every", "eval_every", "early_stopping_patience"):
-            if (getattr(self, name) or 0) < 0:
-                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
-        if self.save_every and not self.output_dir:
-            raise ValueError(f"`save_every` ({self.save_every}) needs `output_dir` to write checkpoints into")
-        if self.loss_weighting not in WEIGHTINGS:
-            raise ValueError(f"`loss_weighting` must be one of {WEIGHTINGS}, got {self.loss_weighting!r}")
-        if self.weighting_groups not in GROUPINGS:
-            raise ValueError(f"`weighting_groups` must be one of {GROUPINGS}, got {self.weighting_groups!r}")
-        for key, name in [("early_stopping_metric", self.early_stopping_metric)] + [
-            ("early_stopping_also", n) for n in self.early_stopping_also
-        ]:
-            if not isinstance(name, str) or name.count("/") != 1:
-                raise ValueError(f"`{key}` ({name!r}) must look like 'task/metric', e.g. 'sequential/ndcg@10'")
-        if self.report_to is not None:
-            if self.report_to not in TRACKERS:
-                raise ValueError(f"`report_to` must be one of {TRACKERS} or null, got {self.report_to!r}")
-            modules = ("tensorboard", "tensorboardX") if self.report_to == "tensorboard" else ("wandb",)
-            if not any(importlib.util.find_spec(m) for m in modules):
-                raise ValueError(f"`report_to` is {self.report_to!r} but it is not installed: pip install {modules[0]}")
-
-    @property
-    def patience(self) -> int:
-        """Validations without progress before stopping; 0 never stops."""
-        return DEFAULT_PATIENCE if self.early_stopping_patience is None else self.early_stopping_patience
-
-    def higher_is_better(self, metric: str | None = None) -> bool:
-        """Direction of `metric` (default `early_stopping_metric`): errors and likelihoods go down, ranking up."""
-        return not (metric or self.early_stopping_metric).split("/")[1].startswith(_LOWER_IS_BETTER)
 
 
 @dataclass

@@ -19,9 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from p5rec.templates.tasks import TASKS
-
-WEIGHTINGS = ("fixed", "uncertainty")
-GROUPINGS = ("family", "task")
+from p5rec.training.config import GROUPINGS
 
 
 def loss_groups(grouping: str) -> list[str]:

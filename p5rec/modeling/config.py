@@ -1,0 +1,106 @@
+"""Model settings: :class:`ModelConfig` (backbone, presets, token limits, dropout) and
+:class:`LoraSettings`, importable without torch or transformers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# name -> (d_model, layers per stack, heads, d_ff). Decoder-only architectures stack twice the layers
+# (an encoder-decoder has two stacks), so "nano" is SASRec's network as a decoder-only model: two
+# blocks of width 64, one head, a feed-forward as wide as the model. "small" has the shape of t5-small.
+PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "nano": (64, 1, 1, 64),
+    "tiny": (64, 2, 2, 256),
+    "mini": (256, 4, 4, 1024),
+    "small": (512, 6, 8, 2048),
+}
+ARCHITECTURES = ("t5", "gpt2", "llama", "gpt_neox")
+AUTO = "auto"
+
+
+@dataclass
+class ModelConfig:
+    """Which backbone to use.
+
+    Args:
+        backbone: "auto" (a preset chosen from the data by `p5rec.recipe`), a preset name ("nano",
+            "tiny", "mini", "small": built from scratch, offline) or a Hugging Face model id / local
+            path ("t5-small", "google/flan-t5-base", "gpt2", ...).
+        architecture: for presets, "gpt_neox" (decoder-only with rotary positions and dropout on
+            embeddings, attention and residuals: the default), "gpt2" or "llama" (decoder-only; twice
+            the layers of the T5 stacks so the parameter count is similar), or "t5" (encoder-decoder).
+            Ignored for checkpoints.
+        vocab_size: SentencePiece vocabulary size for presets (the data's text; ID tokens come on top).
+        max_input_length / max_target_length: token limits (inputs are truncated on the left side
+            of the history by the renderer, here only as a safety net).
+        dropout: dropout on embeddings and residual paths of scratch models; None lets the recipe
+            choose it from the data (0.1 when a model is built outside the recipe).
+        attention_dropout: dropout on attention probabilities of scratch models; None: as `dropout`
+            (SASRec's choice). Lower it (0.1) for prompts whose answer must read the history back
+            through attention (text after the history): at 0.5 next-item NDCG@10 fell by ~25% for
+            such prompts, while for the shipped prompts, which end with the history, 0.5 was best
+            (docs/benchmarks.md).
+    """
+
+    backbone: str = AUTO
+    architecture: str = "gpt_neox"
+    vocab_size: int = 2000
+    max_input_length: int = 512
+    max_target_length: int = 64
+    dropout: float | None = None
+    attention_dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"`architecture` must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.vocab_size < 64:
+            raise ValueError(f"`vocab_size` ({self.vocab_size}) must be >= 64")
+        if self.max_input_length < 8 or self.max_target_length < 2:
+            raise ValueError("`max_input_length` must be >= 8 and `max_target_length` >= 2")
+        for name in ("dropout", "attention_dropout"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` ({value!r}) must be in [0, 1)")
+
+    @property
+    def is_preset(self) -> bool:
+        return self.backbone in PRESETS
+
+    @property
+    def is_auto(self) -> bool:
+        """True while the backbone is still to be chosen from the data (`p5rec.recipe.resolve`)."""
+        return self.backbone == AUTO
+
+    @property
+    def hidden_dropout(self) -> float:
+        return 0.1 if self.dropout is None else self.dropout
+
+    @property
+    def attention_probs_dropout(self) -> float:
+        return self.hidden_dropout if self.attention_dropout is None else self.attention_dropout
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyperparameters.
+
+    Args:
+        r: rank (default 16).
+        alpha: scaling numerator (default 32).
+        dropout: dropout on the LoRA path (default 0.05).
+        target_modules: module names to adapt; None picks the architecture default above, or
+            peft's "all-linear" for architectures not listed.
+    """
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.r < 1:
+            raise ValueError(f"`lora.r` must be >= 1, got {self.r}")
+        if self.alpha <= 0:
+            raise ValueError(f"`lora.alpha` must be > 0, got {self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"`lora.dropout` must be in [0, 1), got {self.dropout}")
