@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from p5rec.cli.main import add_override_argument
+from p5rec.cli._args import add_override_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
