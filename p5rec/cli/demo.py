@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from p5rec.cli.main import add_override_argument
+from p5rec.cli._args import add_override_argument
 
 DEMO_SETTINGS = {
     # The default recipe trains; the demo only bounds the evaluation: 500 users, one seen and one
