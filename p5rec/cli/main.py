@@ -19,18 +19,6 @@ COMMANDS: list[str] = ["demo", "data", "prompts", "recommend", "serve", "evaluat
 THREADED: tuple[str, ...] = ("demo", "train", "evaluate", "serve", "recommend", "rate", "explain", "summarize")
 
 
-def add_override_argument(parser: argparse.ArgumentParser) -> None:
-    """The `--set key.sub=value` flag every config-driven command takes (applied by `apply_overrides`)."""
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set train.epochs=2 (repeatable)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p5rec", description="P5-style recommendation with one language model.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
