@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from p5rec.data.build import build_recdata
 from p5rec.data.explanations import (
     ExplanationExtractor,
     FeatureCounter,
@@ -13,7 +14,6 @@ from p5rec.data.explanations import (
     summary_survival,
     tokenize,
 )
-from p5rec.data.prepare import build_recdata
 
 REVIEWS = [
     "Great sound for the money. The strap is a bit thin.",
@@ -91,10 +91,7 @@ def test_extractor_ties_go_to_the_earliest_match_and_long_sentences_are_skipped(
 
 
 def test_extraction_in_a_dataset_is_deterministic():
-    rows = [
-        {"user_id": f"u{i % 3}", "item_id": f"i{i}", "timestamp": i, "review": r}
-        for i, r in enumerate(REVIEWS)
-    ]
+    rows = [{"user_id": f"u{i % 3}", "item_id": f"i{i}", "timestamp": i, "review": r} for i, r in enumerate(REVIEWS)]
     first = build_recdata("t", rows, feature_min_count=2)
     second = build_recdata("t", list(reversed(rows)), feature_min_count=2)
     pairs = dict(

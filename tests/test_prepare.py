@@ -12,8 +12,9 @@ import pytest
 
 from p5rec.cli import data as cli_data
 from p5rec.cli.main import main
+from p5rec.data.build import build_recdata, dedupe_mask, k_core_mask
 from p5rec.data.loaders import SOURCES, load_amazon2014
-from p5rec.data.prepare import build_recdata, dedupe_mask, format_stats, k_core_mask, prepare_dataset
+from p5rec.data.prepare import format_stats, prepare_dataset
 from p5rec.data.tables import RecData
 
 
@@ -111,16 +112,14 @@ def test_max_rows_stops_reading(tmp_path):
 
 def test_bucket_sort_across_many_blocks(monkeypatch):
     """Small output blocks exercise the on-disk bucket sort used for large data."""
-    import p5rec.data.prepare as prep
+    import p5rec.data.build as prep
 
     monkeypatch.setattr(prep, "_BATCH_ROWS", 7)
     rng = np.random.default_rng(0)
     rows = [event(f"u{rng.integers(30)}", f"i{rng.integers(20)}", int(rng.integers(100))) for _ in range(400)]
     monkeypatch.setattr(prep, "_MIN_BLOCK_ROWS", 13)
     data = build_recdata("t", rows, explanations=False)
-    expected = RecData.from_rows(
-        "t", [{"item_id": i} for i in sorted({r["item_id"] for r in rows})], _dedupe(rows)
-    )
+    expected = RecData.from_rows("t", [{"item_id": i} for i in sorted({r["item_id"] for r in rows})], _dedupe(rows))
     assert data.interactions.to_list() == expected.interactions.to_list()
 
 

@@ -1,7 +1,7 @@
 """One loader per data source, and the registry the CLI and :func:`p5rec.data.prepare.prepare_dataset` use.
 
 Each ``load_<source>(paths..., *, strict=False, k_core=..., **options) -> RecData`` streams its
-files through the shared builder :func:`p5rec.data.prepare.build_recdata`.
+files through the shared builder :func:`p5rec.data.build.build_recdata`.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from p5rec.data.build import build_recdata
 from p5rec.data.loaders._io import (
     MalformedLine,
     ParseLog,
@@ -29,7 +30,6 @@ from p5rec.data.loaders._io import (
     require,
     text,
 )
-from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
 Path_ = str | os.PathLike
@@ -159,7 +159,7 @@ def load_amazon2014(
         name: the dataset name (default ``"amazon2014"``).
         strict: fail on the first malformed line (with file:line) instead of counting it.
         k_core: the k-core threshold (default 5; the ``_5`` files are already 5-core, so it is a no-op there).
-        **options: passed to :func:`p5rec.data.prepare.build_recdata` (``max_rows``, ``explanations``,
+        **options: passed to :func:`p5rec.data.build.build_recdata` (``max_rows``, ``explanations``,
             ``work_dir``, ...).
 
     >>> data = load_amazon2014("reviews_Musical_Instruments_5.json.gz")  # doctest: +SKIP

@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from p5rec.data.build import build_recdata
 from p5rec.data.loaders._io import MalformedLine, ParseLog, as_rating, iter_records, read_lines, text
-from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import ITEM_COLUMNS, RecData
 
 _EVENT_FIELDS = ("user_id", "item_id", "rating", "timestamp", "review", "summary")
@@ -167,7 +167,7 @@ def load_table(
         name: the dataset name.
         strict: fail on the first malformed row (with file:line) instead of counting it.
         k_core: the k-core threshold (default 0).
-        **options: passed to :func:`p5rec.data.prepare.build_recdata`.
+        **options: passed to :func:`p5rec.data.build.build_recdata`.
     """
     _check_mapping(columns, _EVENT_FIELDS, "columns")
     item_columns = dict(item_columns or {c: c for c in ITEM_COLUMNS})

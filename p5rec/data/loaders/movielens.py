@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from p5rec.data.build import build_recdata
 from p5rec.data.loaders._io import MalformedLine, ParseLog, as_int, as_rating, iter_lines, read_lines
-from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
 ML100K_GENRES = (
@@ -120,7 +120,7 @@ def load_movielens(
         name: the dataset name (default ``"movielens"``).
         strict: fail on the first malformed line (with file:line) instead of counting it.
         k_core: the k-core threshold (default 0: every MovieLens user already has >= 20 ratings).
-        **options: passed to :func:`p5rec.data.prepare.build_recdata`.
+        **options: passed to :func:`p5rec.data.build.build_recdata`.
     """
     log = ParseLog(strict)
     items = None if movies is None else iter_movies(movies, log)

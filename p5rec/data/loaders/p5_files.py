@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from p5rec.data.build import build_recdata
 from p5rec.data.loaders._io import ParseLog, iter_lines, iter_records, parse_rows
 from p5rec.data.loaders.amazon import _meta_2014
-from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
 
@@ -119,7 +119,7 @@ def load_p5(
         name: the dataset name (default ``"p5"``).
         strict: fail on the first malformed line (with file:line) instead of counting it.
         k_core: the k-core threshold (default 0: P5's files are already 5-core).
-        **options: passed to :func:`p5rec.data.prepare.build_recdata`.
+        **options: passed to :func:`p5rec.data.build.build_recdata`.
     """
     return _load("p5", sequences, datamaps, meta, name, strict, k_core, **options)
 

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from p5rec.data.build import build_recdata
 from p5rec.data.loaders._io import ParseLog, as_rating, iter_records, parse_datetime, parse_rows, require, text
-from p5rec.data.prepare import build_recdata
 from p5rec.data.tables import RecData
 
 
@@ -64,7 +64,7 @@ def load_yelp(
         name: the dataset name.
         strict: fail on the first malformed line (with file:line) instead of counting it.
         k_core: the k-core threshold (default 5: the raw dump is not filtered).
-        **options: passed to :func:`p5rec.data.prepare.build_recdata`.
+        **options: passed to :func:`p5rec.data.build.build_recdata`.
     """
     log = ParseLog(strict)
     items = None if business is None else (lambda kept: iter_businesses(business, log, kept))
