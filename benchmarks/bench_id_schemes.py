@@ -73,7 +73,7 @@ def run_scheme(scheme: str, data, args: argparse.Namespace) -> dict:
     result = train(model, tokenizer, prepared.builder, config.train, config.model, progress=False)
     train_s = time.perf_counter() - start
 
-    from p5rec.inference import Predictor
+    from p5rec.decoding.predictor import Predictor
 
     predictor = Predictor(model, tokenizer, prepared.items.id_strings(), max_input_length=160, batch_size=32)
     first = prepared.templates.for_task("sequential")[0]

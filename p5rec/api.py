@@ -25,8 +25,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec import __version__
+from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
-from p5rec.inference import Predictor
 from p5rec.templates.load import PromptTemplate, TemplateSet
 from p5rec.templates.render import prompt_variables
 from p5rec.templates.tasks import TASKS, format_rating

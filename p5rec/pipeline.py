@@ -210,8 +210,8 @@ def make_validator(
     """
     if config.validation is None:
         return None
+    from p5rec.decoding.predictor import Predictor
     from p5rec.evaluation.evaluate import evaluate
-    from p5rec.inference import Predictor
 
     cfg = dataclasses.replace(config.validation, split="valid")
 

@@ -98,7 +98,7 @@ def test_the_sparse_objective_equals_the_models_own_loss(tokenizer, architecture
 
 def test_score_targets_equals_the_exact_scorer(tokenizer):
     from p5rec.decoding import ItemTrie, score_items, score_targets
-    from p5rec.training.collate import encode_prompts
+    from p5rec.modeling.inputs import encode_prompts
 
     model = build_scratch_model(ModelConfig(backbone="nano", dropout=0.0), tokenizer).eval()
     trie = ItemTrie(tokenizer(ITEMS, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)

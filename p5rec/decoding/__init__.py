@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "p5rec.decoding.generate": ("recommend_items", "score_items", "score_targets"),
+        "p5rec.decoding.predictor": ("Predictor",),
         "p5rec.decoding.processors": (
             "CandidateItemsLogitsProcessor",
             "ExcludeItemsLogitsProcessor",

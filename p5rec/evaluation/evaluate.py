@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from p5rec.decoding.predictor import Predictor
 from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import binary_auc, bleu, ranking_metrics, rating_metrics, rouge
-from p5rec.inference import Predictor
 from p5rec.templates.render import Example, ExampleBuilder
 from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating, parse_yes_no
 

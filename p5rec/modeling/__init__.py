@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "train_tokenizer",
         ),
         "p5rec.modeling.config": ("LoraSettings", "ModelConfig"),
+        "p5rec.modeling.inputs": ("encode_prompts",),
         "p5rec.modeling.lora": ("apply_lora", "load_lora", "merge_lora"),
     },
 )

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from p5rec.modeling.inputs import pad_rows, truncate_prompt
+
 
 @dataclass
 class Encoded:
@@ -47,8 +49,7 @@ def encode(
     eos = tokenizer.eos_token_id
     src = tokenizer(list(inputs), add_special_tokens=False)["input_ids"]
     tgt = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
-    src = [s[-(max_input_length - 1) :] if len(s) >= max_input_length else s for s in src]
-    # Keep the *end* of a long prompt: the instruction is often after a long history.
+    src = [truncate_prompt(s, max_input_length) for s in src]
     tgt = [t[: max_target_length - 1] + [eos] for t in tgt]
     return Encoded(src, tgt)
 
@@ -108,42 +109,6 @@ def _find_run(sequence: list[int], run: list[int]) -> int | None:
         if sequence[i : i + n] == run:
             return i
     return None
-
-
-def encode_prompts(
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: Sequence[str],
-    max_input_length: int,
-    encoder_decoder: bool,
-    device: torch.device | str = "cpu",
-) -> dict[str, torch.Tensor]:
-    """Tokenize prompts for generation the way training saw them (eos-terminated for encoders).
-
-    Decoder-only prompts are left-padded so every row's generation starts at the same position.
-    """
-    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    tail = [i[-(max_input_length - 1) :] for i in ids]  # the same truncation as `encode`
-    rows = [t + [eos] for t in tail] if encoder_decoder else tail
-    return pad_rows(rows, tokenizer.pad_token_id, left=not encoder_decoder, device=device)
-
-
-def pad_rows(
-    rows: Sequence[Sequence[int]], pad_id: int, left: bool = False, device: torch.device | str = "cpu"
-) -> dict[str, torch.Tensor]:
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, r in enumerate(rows):
-        if not r:
-            continue
-        if left:
-            ids[k, width - len(r) :] = torch.tensor(r)
-            mask[k, width - len(r) :] = 1
-        else:
-            ids[k, : len(r)] = torch.tensor(r)
-            mask[k, : len(r)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
 
 
 class Seq2SeqCollator:

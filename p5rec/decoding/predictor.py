@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec.decoding import ItemTrie, answer_distribution, expected_rating, recommend_items, score_targets
+from p5rec.decoding.generate import recommend_items, score_targets
+from p5rec.decoding.rating import answer_distribution, expected_rating
+from p5rec.decoding.trie import ItemTrie
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
+from p5rec.modeling.inputs import encode_prompts
 from p5rec.templates.tasks import RATING_VALUES
-from p5rec.training.collate import encode_prompts
 
 
 class Predictor:

@@ -1,0 +1,55 @@
+"""Prompts -> the token tensors a model reads, the same way in training and in decoding.
+
+Both sides import from here, so a prompt is truncated and padded once, by one rule: keep its end
+(the instruction and the newest history items come last), left-pad decoder-only rows so every
+row's generation starts at the same position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+def truncate_prompt(ids: Sequence[int], max_input_length: int) -> list[int]:
+    """The last `max_input_length - 1` tokens of a prompt (one place is left for eos)."""
+    ids = list(ids)
+    return ids[-(max_input_length - 1) :] if len(ids) >= max_input_length else ids
+
+
+def encode_prompts(
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[str],
+    max_input_length: int,
+    encoder_decoder: bool,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:
+    """Tokenize prompts for generation the way training saw them (eos-terminated for encoders).
+
+    Decoder-only prompts are left-padded so every row's generation starts at the same position.
+    """
+    ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    tail = [truncate_prompt(i, max_input_length) for i in ids]
+    rows = [t + [eos] for t in tail] if encoder_decoder else tail
+    return pad_rows(rows, tokenizer.pad_token_id, left=not encoder_decoder, device=device)
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, left: bool = False, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, r in enumerate(rows):
+        if not r:
+            continue
+        if left:
+            ids[k, width - len(r) :] = torch.tensor(r)
+            mask[k, width - len(r) :] = 1
+        else:
+            ids[k, : len(r)] = torch.tensor(r)
+            mask[k, : len(r)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
