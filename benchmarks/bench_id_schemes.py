@@ -75,7 +75,7 @@ def run_scheme(scheme: str, data, args: argparse.Namespace) -> dict:
 
     from p5rec.decoding.predictor import Predictor
 
-    predictor = Predictor(model, tokenizer, prepared.items.id_strings(), max_input_length=160, batch_size=32)
+    predictor = Predictor(model, tokenizer, prepared.items, max_input_length=160, batch_size=32)
     first = prepared.templates.for_task("sequential")[0]
     examples = prepared.builder.eval_examples(
         "sequential", "test", np.random.default_rng(2022), template_ids=[first.id],

@@ -125,12 +125,10 @@ class Recommender:
         self.templates = templates
         self.run_config = run_config or {}
         max_input_length, max_target_length, self.max_history = run_settings(self.run_config)
-        self._raw_items = items.raw_ids()
-        self._position = {raw: k for k, raw in enumerate(self._raw_items)}
         self.predictor = Predictor(
             model,
             tokenizer,
-            items.id_strings(),
+            items,
             max_input_length=max_input_length,
             max_target_length=max_target_length,
             batch_size=batch_size,
@@ -191,8 +189,8 @@ class Recommender:
                 f"`histories` ({len(histories)}) and `candidates` ({len(candidates)}) "
                 f"must have one entry per user ({n})"
             )
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self._raw_items):
-            raise ValueError(f"`k` ({k!r}) must be an integer between 1 and the catalog size ({len(self._raw_items)})")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.items):
+            raise ValueError(f"`k` ({k!r}) must be an integer between 1 and the catalog size ({len(self.items)})")
         if num_beams is not None:
             _check_positive_int("num_beams", num_beams, "or None for the default, max(20, k)")
         if template is not None and not isinstance(template, str):
@@ -209,29 +207,23 @@ class Recommender:
             if use_candidates:
                 if not cands:
                     raise ValueError("`candidates` must be given (non-empty) for every user when used for any")
-                cand_raw = self._check_items(cands, "candidates")
-                extra["candidates"] = [self.items.id_of(c) for c in cand_raw]
-                allowed.append([self._position[c] for c in cand_raw])
+                allowed.append(self.items.positions(cands, "candidates"))
+                extra["candidates"] = [self.items.id_at(i) for i in allowed[-1]]
             tpl = self._template(task, template, {"user_id", "history", "history_titles", *extra})
             variables = prompt_variables(
                 user_str, None, [(self.items.id_of(i), self._title(i)) for i in hist], self.max_history, **extra
             )
             prompts.append(_render_input(tpl, variables))
-            excludes.append([self._position[i] for i in hist] if exclude_seen else [])
+            excludes.append(self.items.positions(hist, "history") if exclude_seen else [])
         beams = max(num_beams or 20, k)
         ranked = self.predictor.rank(
             prompts, k=k, num_beams=beams, exclude=excludes, candidates=allowed if use_candidates else None
         )
         out = []
+        index = self.predictor.items  # the index the trie was built from: positions -> raw IDs, ID strings
         for user, hist, rows in zip(users, hists, ranked):
             items = [
-                RecommendedItem(
-                    self._raw_items[i],
-                    self.items.id_of(self._raw_items[i]),
-                    self._title(self._raw_items[i]),
-                    float(s),
-                    r + 1,
-                )
+                RecommendedItem(index.raw_at(i), index.id_at(i), self._title(index.raw_at(i)), float(s), r + 1)
                 for r, (i, s) in enumerate(rows)
             ]
             out.append(Recommendations(user, items, self._sentence(user, hist, items), tpl.id))
@@ -245,7 +237,7 @@ class Recommender:
         prompts = []
         for user, item in pairs:
             self._check_user(user)
-            (item,) = self._check_items([item], "item")
+            self.items.check([item], "item")
             tpl = self._template("rating", template, {"user_id", "item_id", "item_title"})
             v = prompt_variables(
                 self.users.id_of(user), (self.items.id_of(item), self._title(item)), None, self.max_history
@@ -265,7 +257,7 @@ class Recommender:
                     f"`feature` must be a non-empty string (an aspect such as 'sound') or None, got {feature!r}"
                 )
             self._check_user(user)
-            self._check_items([item], "item")
+            self.items.check([item], "item")
             have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
             chosen.append(self._template("explanation", template, have, prefer=("feature",) if feature else ()))
         # Templates that quote a rating get the predicted one: one batched pass for all of them.
@@ -319,28 +311,11 @@ class Recommender:
 
     def _check_user(self, user: str) -> None:
         _check_user_type(user)
-        if user not in self.users:
-            raise KeyError(
-                f"unknown user {user!r}: not in the training data. For a new user, pass "
-                "`history=[item, ...]` to recommend() (cold start)"
-            )
-
-    def _check_items(self, items: Sequence[str], what: str) -> list[str]:
-        if isinstance(items, str) or not isinstance(items, Sequence):
-            raise TypeError(f"`{what}` must be a list of item IDs, got {items!r}")
-        wrong = [i for i in items if not isinstance(i, str)]
-        if wrong:
-            raise TypeError(f"`{what}` must hold item IDs as strings, got {wrong[0]!r} ({type(wrong[0]).__name__})")
-        unknown = [i for i in items if i not in self._position]
-        if unknown:
-            raise KeyError(
-                f"unknown item(s) in `{what}`: {unknown[:5]} (not in the catalog of {len(self._position)} items)"
-            )
-        return list(items)
+        self.users.id_of(user, "user")  # the index's own error for an unknown user
 
     def _user_and_history(self, user: str | None, history: Sequence[str] | None) -> tuple[str, list[str]]:
         if history is not None:
-            hist = self._check_items(history, "history")
+            hist = self.items.check(history, "history")
             if not hist:
                 raise ValueError("`history` is empty: give at least one item (or a known `user`)")
             return (self.users.id_of(user) if user in self.users else NEW_USER), hist
@@ -412,7 +387,7 @@ class Recommender:
             self.items.save(tmp / "item_index.json")
             self.users.save(tmp / "user_index.json")
             with open(tmp / "catalog.jsonl", "w", encoding="utf-8") as f:
-                for raw in self._raw_items:
+                for raw in self.items.raw_ids():
                     f.write(json.dumps({"item_id": raw, **self.catalog.get(raw, {})}, ensure_ascii=False) + "\n")
             (tmp / "histories.json").write_text(json.dumps(self.histories))
             self.templates.save(tmp / "prompts.yaml")

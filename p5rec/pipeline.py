@@ -89,25 +89,34 @@ def check_paths(config: RunConfig) -> None:
         check_model_dir(where, "output_dir")
 
 
-def prepare(config: RunConfig, data: RecData | None = None, tag: str = "") -> Prepared:
+def prepare(
+    config: RunConfig,
+    data: RecData | None = None,
+    tag: str = "",
+    *,
+    items: ItemIndex | None = None,
+    users: UserIndex | None = None,
+    templates: TemplateSet | None = None,
+) -> Prepared:
     """Splits, leak-free ID indexes (built on training sequences only) and the example builder.
 
-    `tag` namespaces item and user IDs ("a" -> "a_item_12", "a_user_3") for multi-domain runs.
+    Args:
+        config: the run's settings (data source, split seed, ID scheme, prompt folders, examples).
+        data: the loaded data (default: `load_data(config)`).
+        tag: namespaces item and user IDs ("a" -> "a_item_12", "a_user_3") for multi-domain runs.
+        items, users, templates: a trained model's own indexes and templates (`Recommender.items`,
+            ...), to rebuild the examples it was evaluated on; built from `config` when None.
     """
     data = data if data is not None else load_data(config)
     splits = Splits.from_data(data, seed=config.data.split_seed)
-    ids = dataclasses.replace(config.ids, prefix=f"{tag}_{config.ids.prefix}") if tag else config.ids
-    items = ItemIndex.from_data(ids, data, splits.train_sequences())
-    users = UserIndex.build(data.user_ids, representation=config.ids.users, prefix=f"{tag}_user_" if tag else "user_")
-    templates = TemplateSet.load(*config.prompts)
-    builder = ExampleBuilder(
-        data,
-        splits,
-        dict(zip(items.raw_ids(), items.id_strings())),
-        dict(zip(users.raw_ids(), users.id_strings())),
-        templates,
-        config.examples,
-    )
+    if items is None:
+        ids = dataclasses.replace(config.ids, prefix=f"{tag}_{config.ids.prefix}") if tag else config.ids
+        items = ItemIndex.from_data(ids, data, splits.train_sequences())
+    if users is None:
+        prefix = f"{tag}_user_" if tag else "user_"
+        users = UserIndex.build(data.user_ids, representation=config.ids.users, prefix=prefix)
+    templates = templates if templates is not None else TemplateSet.load(*config.prompts)
+    builder = ExampleBuilder(data, splits, items, users, templates, config.examples)
     return Prepared(data, splits, items, users, templates, builder)
 
 
@@ -219,7 +228,7 @@ def make_validator(
         per_domain = []
         for p in domains:
             predictor = Predictor(
-                model, tokenizer, p.items.id_strings(), config.model.max_input_length, config.model.max_target_length
+                model, tokenizer, p.items, config.model.max_input_length, config.model.max_target_length
             )
             res = evaluate(predictor, p.builder, cfg, progress=False)
             per_domain.append({f"{t}/{m}": v for t in cfg.tasks for m, v in res.by_task(t, "seen").items()})

@@ -349,17 +349,15 @@ def create_app(recommender: Recommender, max_batch: int = 16, batch_wait_ms: flo
 
 
 def _check_known(recommender: Recommender, req: RecommendRequest) -> None:
-    """Unknown IDs fail their own request (404) here, before batching could mix them with others."""
-    if req.history is None and req.user not in recommender.users:
-        raise KeyError(
-            f"unknown user {req.user!r}: not in the training data. For a new user, send `history` (cold start)"
-        )
+    """Unknown IDs fail their own request (404) here, before batching could mix them with others.
+
+    The indexes raise the errors, so the API, the CLI and the server say the same thing.
+    """
+    if req.history is None:
+        recommender.users.id_of(req.user, "user")
     for name, ids in (("history", req.history), ("candidates", req.candidates)):
-        unknown = [i for i in ids or () if i not in recommender.items]
-        if unknown:
-            raise KeyError(
-                f"unknown item(s) in `{name}`: {unknown[:5]} (not in the catalog of {len(recommender.items)} items)"
-            )
+        if ids is not None:
+            recommender.items.check(ids, name)
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:

@@ -105,7 +105,7 @@ def test_rate_explain_summarize(capsys, model_dir, rec, tmp_path):
     "argv, message",
     [
         (["recommend", "--user", "nobody"], "unknown user 'nobody'"),
-        (["recommend", "--history", "no-such-item"], r"unknown item\(s\) in `history`"),
+        (["recommend", "--history", "no-such-item"], r"unknown item 'no-such-item' in `history` \(not in"),
         (["recommend", "--user", "{user}", "--k", "500"], r"`k` \(500\) must be an integer between 1"),
         (["recommend", "--users", "all"], "`--users` needs `--out FILE`"),
         (["recommend", "--users", "all", "--out", "recs.xlsx"], r"must end in one of \.parquet"),

@@ -13,7 +13,6 @@ from p5rec.evaluation.evaluate import (
     evaluate,
     evaluate_ranker,
     parse_ratings,
-    predictor_index,
     ranking_examples,
 )
 from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines, parse_baselines
@@ -66,8 +65,8 @@ def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
 class _FakePredictor:
     """Answers rating prompts with fixed text, to check how invalid outputs are counted."""
 
-    def __init__(self, id_strings, texts):
-        self.id_strings, self.texts = list(id_strings), texts
+    def __init__(self, items, texts):
+        self.items, self.texts = items, texts
 
     def rate(self, prompts):
         return [4.0] * len(prompts)
@@ -78,7 +77,7 @@ class _FakePredictor:
 
 def test_invalid_generated_ratings_are_counted_never_dropped(tiny_fit):
     builder = tiny_fit.prepared.builder
-    fake = _FakePredictor(tiny_fit.recommender.predictor.id_strings, ["5.0", "great!", "", "9.0"])
+    fake = _FakePredictor(tiny_fit.recommender.items, ["5.0", "great!", "", "9.0"])
     cfg = EvalConfig(tasks=["rating"], max_users=8, max_templates=1)
     result = evaluate(fake, builder, cfg, progress=False)
     row = result.rows[0]
@@ -110,13 +109,22 @@ def test_config_errors_name_the_argument():
         EvalConfig(tasks=["sequentail"])
 
 
-def test_predictor_index_rejects_items_the_model_does_not_know(tiny_fit):
+def test_examples_rendered_with_another_item_index_are_refused(tiny_fit, tmp_path):
+    """Ranks are positions in the model's index: examples written with other IDs would be scored wrongly."""
+    from p5rec.ids import IdConfig, ItemIndex
+    from p5rec.templates.render import ExampleBuilder
+
     builder = tiny_fit.prepared.builder
-    fake = _FakePredictor(tiny_fit.recommender.predictor.id_strings[:-1], [""])
-    with pytest.raises(ValueError, match="have no ID in the model's item index"):
-        predictor_index(fake, builder)
-    index = predictor_index(tiny_fit.recommender.predictor, builder)
-    assert sorted(index.values()) == list(range(len(builder.catalog)))
+    other = ItemIndex.build(IdConfig("random", seed=5), builder.data.item_ids, {})
+    foreign = ExampleBuilder(builder.data, builder.splits, other, builder.users, builder.templates, builder.config)
+    with pytest.raises(ValueError, match=r"rendered with another item index .* than the model's"):
+        evaluate(tiny_fit.recommender.predictor, foreign, EvalConfig(tasks=["sequential"], max_users=2))
+    # A copy of the model's own index (as loaded from its directory) is the same index.
+    tiny_fit.recommender.items.save(tmp_path / "items.json")
+    copy = ItemIndex.load(tmp_path / "items.json")
+    reloaded = ExampleBuilder(builder.data, builder.splits, copy, builder.users, builder.templates, builder.config)
+    result = evaluate(tiny_fit.recommender.predictor, reloaded, EvalConfig(tasks=["sequential"], max_users=2))
+    assert result.rows and result.rows[0]["n"] == 2
 
 
 def test_baselines_are_scored_on_the_models_users(tiny_fit):
@@ -166,8 +174,8 @@ def test_parse_baselines():
 class _YesNoStub:
     """A predictor whose P("yes") is scripted: 0.9 for true pairs except one, 0.2 for false ones."""
 
-    def __init__(self, id_strings):
-        self.id_strings = id_strings
+    def __init__(self, items):
+        self.items = items
         self.answers = None
 
     def answer_distribution(self, prompts, answers):
@@ -181,7 +189,7 @@ class _YesNoStub:
 def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(tiny_fit):
     predictor = tiny_fit.recommender.predictor
     cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1)
-    stub = _YesNoStub(predictor.id_strings)
+    stub = _YesNoStub(predictor.items)
     builder = tiny_fit.prepared.builder
     template = builder.usable_templates("direct_yesno", "seen")[0]
     examples = builder.eval_examples("direct_yesno", "test", np.random.default_rng(cfg.seed), [template.id])
@@ -192,7 +200,7 @@ def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(
     stub.p_yes[wrong] = 0.1  # one positive scored below every negative: wrong, and it costs AUC
     from p5rec.evaluation.evaluate import _score
 
-    m = _score("direct_yesno", examples[:12], stub, {}, cfg, fallback=3.0)
+    m = _score("direct_yesno", examples[:12], stub, predictor.items, cfg, fallback=3.0)
     n_pos = labels.count(True)
     assert stub.answers == ("yes", "no")  # the template's own renderings
     assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))

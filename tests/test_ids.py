@@ -327,3 +327,40 @@ def test_build_paths_falls_back_to_chunks_and_respects_leaf_size():
     assert len(set(paths)) == 50 and max(p[-1] for p in paths) < 4
     deep = build_paths(50, lambda members, path: None, num_clusters=2, max_leaf_size=1, max_depth=2)
     assert len(set(deep)) == 50 and {len(p) for p in deep} == {3}  # depth cap: larger leaves
+
+
+def test_the_index_owns_positions_and_the_one_unknown_item_error():
+    index = build("sequential")
+    raws = index.raw_ids()
+    assert [index.position(r) for r in raws] == list(range(len(raws)))
+    assert index.positions(raws[::-1], "history") == list(range(len(raws)))[::-1]
+    assert [index.raw_at(i) for i in range(len(raws))] == raws
+    assert [index.id_at(i) for i in range(len(raws))] == index.id_strings()
+    with pytest.raises(KeyError, match=r"^\"unknown item 'nope' in `history` \(not in the catalog of \d+ items\)\"$"):
+        index.positions([raws[0], "nope"], "history")
+    with pytest.raises(KeyError, match=r"unknown items \['x', 'y'\] in `candidates`"):
+        index.check(["x", raws[0], "y", "x"], "candidates")
+    with pytest.raises(TypeError, match=r"`history` must be a list of item IDs, got 'a'"):
+        index.check("a", "history")
+    with pytest.raises(TypeError, match=r"`history` must hold item IDs as strings, got 3 \(int\)"):
+        index.check([3], "history")
+    users = UserIndex.build(["ann", "bob"])
+    with pytest.raises(KeyError, match=r"unknown user 'eve' in `user` \(not among the 2 users .* `history`"):
+        users.id_of("eve", "user")
+
+
+def test_token_sequences_are_the_id_strings_as_the_tokenizer_spells_them():
+    class Chars:  # a stand-in tokenizer: one token per character
+        def __call__(self, texts, add_special_tokens=True):
+            assert add_special_tokens is False  # the trie and the targets carry no special tokens
+            return {"input_ids": [[ord(c) for c in t] for t in texts]}
+
+    index = build("sequential")
+    assert index.token_sequences(Chars()) == [[ord(c) for c in s] for s in index.id_strings()]
+
+
+def test_indexes_compare_by_content(tmp_path):
+    index = build("sequential")
+    index.save(tmp_path / "items.json")
+    assert ItemIndex.load(tmp_path / "items.json") == index
+    assert build("random") != index and index != UserIndex.build(index.raw_ids())

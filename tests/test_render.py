@@ -3,6 +3,7 @@ import pytest
 
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
+from p5rec.ids import IdConfig, ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder, ExampleConfig
 from p5rec.templates.tasks import TASKS
@@ -12,8 +13,8 @@ from p5rec.templates.tasks import TASKS
 def builder():
     data = generate(num_users=30, num_items=24, num_categories=3, seed=2)
     splits = Splits.from_data(data)
-    items = {raw: f"item_{k}" for k, raw in enumerate(data.item_ids, 1)}
-    users = {raw: f"user_{k}" for k, raw in enumerate(data.user_ids, 1)}
+    items = ItemIndex(IdConfig(representation="text"), data.item_ids, [(k,) for k in range(1, 25)])  # item_1 ...
+    users = UserIndex.build(data.user_ids)
     config = ExampleConfig(max_history=4, eval_candidates=10)
     return ExampleBuilder(data, splits, items, users, TemplateSet.load(), config)
 
@@ -44,11 +45,11 @@ def test_test_examples_hold_out_the_last_item_and_truncate_history(builder):
     assert len(ex) == len(builder.splits.sequences)
     for e in ex:
         seq = builder.splits.sequences[e.user]
-        assert e.item == seq[-1] and e.target == builder.item_ids[seq[-1]]
-        shown = [builder.item_ids[i] for i in seq[:-1][-4:]]
+        assert e.item == seq[-1] and e.target == builder.items.id_of(seq[-1])
+        shown = [builder.items.id_of(i) for i in seq[:-1][-4:]]
         assert " , ".join(shown) in e.input
         if len(seq) > 5:  # the item just before the 4 most recent is cut off
-            assert builder.item_ids[seq[:-1][-5]] not in e.input.split()
+            assert builder.items.id_of(seq[:-1][-5]) not in e.input.split()
 
 
 def test_direct_choice_candidates_hold_the_target_and_unseen_negatives(builder):
@@ -62,7 +63,7 @@ def test_direct_choice_candidates_hold_the_target_and_unseen_negatives(builder):
 def test_task_weights_scale_the_mix(builder):
     rng = np.random.default_rng(0)
     base = builder.train_examples(rng)
-    builder2 = ExampleBuilder(builder.data, builder.splits, builder.item_ids, builder.user_ids, builder.templates,
+    builder2 = ExampleBuilder(builder.data, builder.splits, builder.items, builder.users, builder.templates,
                               ExampleConfig(task_weights={"sequential": 2.0, "review": 0.0}))
     mixed = builder2.train_examples(np.random.default_rng(0))
     count = lambda exs, t: sum(e.task == t for e in exs)  # noqa: E731
@@ -73,3 +74,12 @@ def test_task_weights_scale_the_mix(builder):
 def test_bad_example_config_is_named():
     with pytest.raises(ValueError, match="unknown task or family 'sequentail'"):
         ExampleConfig(task_weights={"sequentail": 1.0})
+
+
+def test_the_builder_takes_the_indexes_and_checks_they_cover_the_data(builder):
+    raw = {r: builder.items.id_of(r) for r in builder.data.item_ids}
+    with pytest.raises(TypeError, match=r"`items` must be a p5rec.ids.ItemIndex, got dict"):
+        ExampleBuilder(builder.data, builder.splits, raw, builder.users, builder.templates)
+    fewer = UserIndex.build(builder.data.user_ids[1:])
+    with pytest.raises(ValueError, match=r"`users` has no ID for 1 user\(s\) of dataset .* \(e.g. '.*'\)"):
+        ExampleBuilder(builder.data, builder.splits, builder.items, fewer, builder.templates)

@@ -61,6 +61,18 @@ def test_recommend_matches_python_api(client, rec):
     assert body["user"] == user and body["sentence"]
 
 
+def test_unknown_ids_get_the_same_message_from_the_api_and_the_server(client, rec):
+    for request in [
+        {"history": [_item(rec), "no-such-item"]},
+        {"user": "nobody"},
+        {"user": _user(rec), "candidates": ["x", "y"], "k": 1},
+    ]:
+        with pytest.raises(KeyError) as raised:
+            rec.recommend(**request)
+        response = client.post("/recommend", json=request)
+        assert response.status_code == 404 and response.json()["error"]["message"] == raised.value.args[0]
+
+
 def test_recommend_cold_start_and_candidates(client, rec):
     history = [_item(rec, 0), _item(rec, 1)]
     body = client.post("/recommend", json={"history": history, "k": 3}).json()
@@ -94,7 +106,7 @@ def _bad_json_cases(rec):
         ("/recommend", {"user": "nobody"}, 404, "unknown user 'nobody'"),
         ("/recommend", {"history": []}, 422, "history: List should have at least 1 item"),
         ("/recommend", {"history": [item] * 201}, 422, "history: List should have at most 200 items"),
-        ("/recommend", {"history": [item, "no-such-item"]}, 404, r"unknown item\(s\) in `history`"),
+        ("/recommend", {"history": [item, "no-such-item"]}, 404, r"unknown item 'no-such-item' in `history` \(not in"),
         ("/recommend", {"k": 3}, 422, "give a `user` or a `history`"),
         ("/recommend", {"user": user, "exclude_seem": False}, 422, "exclude_seem: Extra inputs"),
         ("/recommend", {"user": user, "k": 5, "candidates": [item]}, 422, "number of `candidates`"),

@@ -73,9 +73,9 @@ def test_every_default_template_renders_real_examples(prepared, task):
             assert "{{" not in e.input and '""' not in e.input  # every variable filled, titles not empty
             tokens = e.input.split()
             for item in e.meta.get("candidates", []):
-                assert builder.item_ids[item] in tokens  # IDs stand alone, as the trie needs
+                assert builder.items.id_of(item) in tokens  # IDs stand alone, as the trie needs
             if TASKS[task].kind == "item":
-                assert e.target == builder.item_ids[e.item]
+                assert e.target == builder.items.id_of(e.item)
             elif TASKS[task].kind == "rating":
                 assert e.target == format_rating(e.meta["rating"])
             elif TASKS[task].kind == "yes_no":
@@ -89,7 +89,7 @@ def test_templates_needing_titles_are_skipped_for_data_without_titles(prepared):
     data = prepared.data
     blank = RecData.from_rows("no-titles", [dict(r, title="") for r in data.items], list(data.interactions))
     builder = ExampleBuilder(
-        blank, Splits.from_data(blank), prepared.builder.item_ids, prepared.builder.user_ids, prepared.templates
+        blank, Splits.from_data(blank), prepared.items, prepared.users, prepared.templates
     )
     assert "item_title" not in builder.available and "history_titles" not in builder.available
     used = {e.template_id for e in builder.train_examples(np.random.default_rng(0))}

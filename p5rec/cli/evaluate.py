@@ -80,16 +80,14 @@ def eval_config(args: argparse.Namespace):
 
 
 def rebuild_builder(rec, data_dir: str | None = None):
-    """The model's splits and examples, rendered with its own ID indexes and templates.
+    """The model's splits and examples: `p5rec.pipeline.prepare` with the model's own ID indexes and templates.
 
     Returns:
         ``(builder, data)``.
     """
     from p5rec.config import RunConfig
-    from p5rec.data.split import Splits
     from p5rec.data.tables import RecData
-    from p5rec.pipeline import load_data
-    from p5rec.templates.render import ExampleBuilder
+    from p5rec.pipeline import load_data, prepare
 
     if not rec.run_config:
         raise ValueError("the model directory stores no run config: pass the data with `--data DIR`")
@@ -106,22 +104,8 @@ def rebuild_builder(rec, data_dir: str | None = None):
                 "(the same dataset, prepared the same way)"
             )
         data = load_data(config)
-    splits = Splits.from_data(data, seed=config.data.split_seed)
-    builder = ExampleBuilder(
-        data,
-        splits,
-        dict(zip(rec.items.raw_ids(), rec.items.id_strings())),
-        dict(zip(rec.users.raw_ids(), rec.users.id_strings())),
-        rec.templates,
-        config.examples,
-    )
-    unknown_users = [u for u in data.user_ids if u not in rec.users]
-    if unknown_users:
-        raise ValueError(
-            f"{len(unknown_users)} user(s) of the data (e.g. {unknown_users[0]!r}) are not in the model's user "
-            "index: evaluate on the data the model was trained on"
-        )
-    return builder, data
+    prepared = prepare(config, data, items=rec.items, users=rec.users, templates=rec.templates)
+    return prepared.builder, data
 
 
 def evaluate_with_progress(predictor, builder, cfg, progress: bool = True):

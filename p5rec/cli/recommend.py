@@ -234,9 +234,7 @@ def _recommend_to_file(args: argparse.Namespace, out: Path, candidates: list[str
     users = list(dict.fromkeys(users))  # a user listed twice is scored (and written) once
     # Every process checks every user, so a bad ID stops all of them with the same error, before any
     # work, instead of one process failing while the others wait for it.
-    unknown = [u for u in users if u not in rec.users]
-    if unknown:
-        raise KeyError(f"unknown user(s) in `--users`: {unknown[:5]} (not in the training data)")
+    rec.users.check(users, "--users")
     start, stop = shard_bounds(len(users), args.batch_size, procs.rank, procs.world)
     rows = _score_users(
         rec, users[start:stop], args.k, not args.include_seen, candidates, args.batch_size,

@@ -1,7 +1,9 @@
 """A model, its tokenizer and its catalog trie, answering batches of prompts.
 
 This is the one place prompts become tensors and tensors become answers; evaluation and the
-public API both call it, so they decode exactly the same way.
+public API both call it, so they decode exactly the same way. Items are positions in the
+:class:`~p5rec.ids.ItemIndex` it is given: the trie is built from that index's token sequences,
+and a ranked position reads its raw ID and ID string back from the same index.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, expected_rating
 from p5rec.decoding.trie import ItemTrie
+from p5rec.ids.index import ItemIndex
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.inputs import encode_prompts
@@ -27,8 +30,8 @@ class Predictor:
     Args:
         model: a trained seq2seq or causal LM (peft-wrapped or plain), in eval mode.
         tokenizer: its tokenizer.
-        id_strings: the ID string of every catalog item, in catalog order; ranked results are
-            indices into this list.
+        items: the catalog's item index; ranked results are positions in it (`items.raw_at(i)`,
+            `items.id_at(i)`), and `exclude` / `candidates` are given as positions too.
         max_input_length / max_target_length: token limits used in training.
         batch_size: prompts per forward pass.
     """
@@ -37,16 +40,17 @@ class Predictor:
         self,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
-        id_strings: Sequence[str],
+        items: ItemIndex,
         max_input_length: int = 512,
         max_target_length: int = 64,
         batch_size: int = 32,
     ) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.id_strings = list(id_strings)
+        if not isinstance(items, ItemIndex):
+            raise TypeError(f"`items` must be the catalog's ItemIndex, got {type(items).__name__}")
+        self.items = items
         self.max_input_length, self.max_target_length, self.batch_size = max_input_length, max_target_length, batch_size
-        seqs = tokenizer(self.id_strings, add_special_tokens=False)["input_ids"]
-        self.trie = ItemTrie(seqs, tokenizer.eos_token_id)
+        self.trie = ItemTrie(items.token_sequences(tokenizer), tokenizer.eos_token_id)
         self.encoder_decoder = is_encoder_decoder(model)
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()

@@ -20,6 +20,7 @@ import numpy as np
 from p5rec.decoding.predictor import Predictor
 from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import binary_auc, bleu, ranking_metrics, rating_metrics, rouge
+from p5rec.ids.index import ItemIndex
 from p5rec.templates.render import Example, ExampleBuilder
 from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating, parse_yes_no
 
@@ -61,7 +62,7 @@ def evaluate(
     """Evaluate every task in `config.tasks` with every template (seen and unseen)."""
     cfg = config or EvalConfig()
     result = EvalResult()
-    index = predictor_index(predictor, builder)
+    items = check_same_items(predictor, builder)
     fallback = train_mean_rating(builder)
     for task in cfg.tasks:
         for tpl in cfg.select_templates(builder, task):
@@ -70,7 +71,7 @@ def evaluate(
             if not examples:
                 continue
             start = time.perf_counter()
-            metrics = _score(task, examples, predictor, index, cfg, fallback)
+            metrics = _score(task, examples, predictor, items, cfg, fallback)
             seconds = time.perf_counter() - start
             metrics["examples_per_s"] = len(examples) / max(seconds, 1e-9)
             result.rows.append(
@@ -89,20 +90,19 @@ def evaluate(
     return result
 
 
-def predictor_index(predictor: Predictor, builder: ExampleBuilder) -> dict[str, int]:
-    """Raw item ID -> the predictor's catalog position, through the ID strings both sides share.
+def check_same_items(predictor: Predictor, builder: ExampleBuilder) -> ItemIndex:
+    """The item index both sides use; the examples must have been rendered with the model's own.
 
-    Ranked results are positions in the predictor's ID list, which need not follow the data's
-    catalog order (a model evaluated on a re-prepared dataset); matching by ID string is exact.
+    Ranked results are positions in the predictor's index and targets are raw IDs of the
+    builder's data: with one index between them the mapping is exact (`ItemIndex.positions`).
     """
-    position = {s: k for k, s in enumerate(predictor.id_strings)}
-    missing = [raw for raw in builder.catalog if builder.item_ids.get(raw) not in position]
-    if missing:
+    if builder.items is not predictor.items and builder.items != predictor.items:
         raise ValueError(
-            f"{len(missing)} item(s) of the evaluation data (e.g. {missing[0]!r}) have no ID in the model's "
-            "item index: evaluate on the data the model was trained on (`--data`)"
+            f"the examples were rendered with another item index ({builder.items!r}) than the model's "
+            f"({predictor.items!r}): build them with the model's index, "
+            "`p5rec.pipeline.prepare(config, data, items=recommender.items, users=recommender.users)`"
         )
-    return {raw: position[builder.item_ids[raw]] for raw in builder.catalog}
+    return predictor.items
 
 
 def train_mean_rating(builder: ExampleBuilder) -> float:
@@ -116,7 +116,7 @@ def _score(
     task: str,
     examples: list[Example],
     predictor: Predictor,
-    index: dict[str, int],
+    items: ItemIndex,
     cfg: EvalConfig,
     fallback: float,
 ) -> dict[str, float]:
@@ -125,13 +125,13 @@ def _score(
     if kind == "item":
         k = max(cfg.ks)
         if task == "direct_choice":
-            cands = [[index[c] for c in e.meta["candidates"]] for e in examples]
+            cands = [items.positions(e.meta["candidates"], "candidates") for e in examples]
             ranked = predictor.rank(prompts, k=min(k, min(map(len, cands))), num_beams=cfg.num_beams, candidates=cands)
         else:
-            exclude = [[index[i] for i in e.meta["history"]] for e in examples]
+            exclude = [items.positions(e.meta["history"], "history") for e in examples]
             ranked = predictor.rank(prompts, k=k, num_beams=cfg.num_beams, exclude=exclude)
         ranked_ids = [[predictor_item for predictor_item, _ in r] for r in ranked]
-        targets = [index[e.item] for e in examples]
+        targets = items.positions([e.item for e in examples], "targets")
         metrics = ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
         if task == "sequential":  # the true item's likelihood: smooth where ranks on a few users are not
             metrics["nll"] = -float(np.mean(predictor.target_logprob(prompts, targets)))

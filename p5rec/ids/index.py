@@ -1,8 +1,12 @@
-"""Raw ID <-> ID string maps for items and users, built once per run and saved with the model.
+"""Raw ID <-> ID string <-> position <-> token sequence, for items and users, built once per run and
+saved with the model.
 
 An index stores its config and one integer code per entity (a number for flat schemes, a path
 for hierarchical ones); the ID strings are rendered from them, so the text and token forms of
-the same index cannot disagree.
+the same index cannot disagree. It is the one owner of an entity's identity: the renderer writes
+prompts with it, the predictor builds its trie from its token sequences and returns positions in
+it, evaluation and the API map raw IDs to positions and back through it, and its check of an
+unknown ID (:meth:`_Index.check`) is the one error a user sees.
 """
 
 from __future__ import annotations
@@ -68,12 +72,75 @@ class _Index:
         name = type(self).__name__
         return f"{name}({len(self)} {self._kind}s, scheme={c.scheme!r}, representation={c.representation!r})"
 
-    def id_of(self, raw: str) -> str:
-        """The ID string of raw ID `raw`; KeyError names it when it is not indexed."""
+    def __eq__(self, other: object) -> bool:
+        """Same kind, scheme, raw IDs (in order) and codes: the same IDs at the same positions."""
+        if not isinstance(other, _Index):
+            return NotImplemented
+        same = type(self) is type(other) and self.config == other.config
+        return same and self._raw == other._raw and self._codes == other._codes
+
+    __hash__ = None  # mutable-looking value object: compared, never used as a key
+
+    def _unknown(self, unknown: Sequence[object], what: str | None) -> KeyError:
+        """The one error for IDs this index does not hold, naming them and the argument they came in."""
+        shown = repr(unknown[0]) if len(unknown) == 1 else f"{self._kind}s {list(unknown[:5])}"
+        if len(unknown) == 1:
+            shown = f"{self._kind} {shown}"
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        where = f" in `{what}`" if what else ""
+        return KeyError(f"unknown {shown}{more}{where} ({self._not_found()})")
+
+    def _not_found(self) -> str:
+        return f"not among the {len(self)} indexed {self._kind}s"
+
+    def check(self, raws: Sequence[str], what: str) -> list[str]:
+        """`raws` as a list, after checking it is a list of strings this index holds.
+
+        Args:
+            raws: raw IDs, e.g. a user's history.
+            what: the argument they came in (``"history"``, ``"--candidates"``), for the message.
+
+        Raises:
+            TypeError: `raws` is not a list of strings.
+            KeyError: some are unknown; the message names them and `what`.
+        """
+        if isinstance(raws, (str, bytes)) or not isinstance(raws, Sequence):
+            raise TypeError(f"`{what}` must be a list of {self._kind} IDs, got {raws!r:.80}")
+        wrong = [r for r in raws if not isinstance(r, str)]
+        if wrong:
+            raise TypeError(
+                f"`{what}` must hold {self._kind} IDs as strings, got {wrong[0]!r} ({type(wrong[0]).__name__})"
+            )
+        unknown = list(dict.fromkeys(r for r in raws if r not in self._by_raw))
+        if unknown:
+            raise self._unknown(unknown, what)
+        return list(raws)
+
+    def id_of(self, raw: str, what: str | None = None) -> str:
+        """The ID string of raw ID `raw`; KeyError names it (and the argument `what`) when it is not indexed."""
         i = self._by_raw.get(raw)
         if i is None:
-            raise KeyError(f"unknown {self._kind} {raw!r}: not among the {len(self)} indexed {self._kind}s")
+            raise self._unknown([raw], what)
         return self._ids[i]
+
+    def position(self, raw: str, what: str | None = None) -> int:
+        """Where `raw` sits in the index (catalog order for items): the row of the decoder's trie."""
+        i = self._by_raw.get(raw)
+        if i is None:
+            raise self._unknown([raw], what)
+        return i
+
+    def positions(self, raws: Sequence[str], what: str) -> list[int]:
+        """:meth:`position` of each of `raws`, after :meth:`check`."""
+        return [self._by_raw[r] for r in self.check(raws, what)]
+
+    def raw_at(self, position: int) -> str:
+        """The raw ID at `position` (e.g. a ranked result of the decoder)."""
+        return self._raw[position]
+
+    def id_at(self, position: int) -> str:
+        """The ID string at `position`: the one the trie spells out for that row."""
+        return self._ids[position]
 
     def raw_of(self, id_string: str) -> str:
         """The raw ID behind `id_string` (e.g. a generated ID); KeyError names it when invalid."""
@@ -84,8 +151,7 @@ class _Index:
 
     def code_of(self, raw: str) -> tuple[int, ...]:
         """The integer code of `raw`: `(number,)` for flat schemes, the cluster path otherwise."""
-        self.id_of(raw)
-        return self._codes[self._by_raw[raw]]
+        return self._codes[self.position(raw)]
 
     def raw_ids(self) -> list[str]:
         """Raw IDs in index order (catalog order for items)."""
@@ -94,6 +160,14 @@ class _Index:
     def id_strings(self) -> list[str]:
         """ID strings aligned with :meth:`raw_ids`: the decoder's trie is built from these."""
         return list(self._ids)
+
+    def token_sequences(self, tokenizer: Any) -> list[list[int]]:
+        """Each ID string as `tokenizer` spells it (no special tokens), in index order.
+
+        Training tokenizes targets the same way, so the decoder's trie (built from these) accepts
+        exactly the sequences the model learned to write.
+        """
+        return tokenizer(self._ids, add_special_tokens=False)["input_ids"]
 
     def new_tokens(self) -> list[str]:
         """Tokens to add to the tokenizer: none for `"text"`, else every ID (level) token in a fixed order.
@@ -179,6 +253,9 @@ class ItemIndex(_Index):
 
     _kind = "item"
 
+    def _not_found(self) -> str:
+        return f"not in the catalog of {len(self)} items"
+
     @classmethod
     def build(
         cls,
@@ -257,6 +334,10 @@ class UserIndex(_Index):
     """
 
     _kind = "user"
+
+    def _not_found(self) -> str:
+        hint = "for a new user, give their `history` (cold start)"
+        return f"not among the {len(self)} users of the training data; {hint}"
 
     @classmethod
     def build(

@@ -8,7 +8,7 @@ so the same seed gives the same examples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
+from p5rec.ids.index import ItemIndex, UserIndex
 from p5rec.templates.config import ExampleConfig
 from p5rec.templates.load import PromptTemplate, TemplateSet
 from p5rec.templates.tasks import TASKS, TITLE_VARIABLES, format_rating
@@ -44,8 +45,8 @@ class ExampleBuilder:
     Args:
         data: canonical tables.
         splits: leave-one-out sequences and the review split.
-        item_ids: raw item id -> ID string used in prompts (from `p5rec.ids`).
-        user_ids: raw user id -> ID string.
+        items: the item index: the ID string prompts show for each raw item ID.
+        users: the user index.
         templates: the prompt collection.
         config: sampling options.
     """
@@ -54,12 +55,22 @@ class ExampleBuilder:
         self,
         data: RecData,
         splits: Splits,
-        item_ids: Mapping[str, str],
-        user_ids: Mapping[str, str],
+        items: ItemIndex,
+        users: UserIndex,
         templates: TemplateSet,
         config: ExampleConfig | None = None,
     ) -> None:
-        self.data, self.splits, self.item_ids, self.user_ids = data, splits, item_ids, user_ids
+        for name, index, kind in (("items", items, ItemIndex), ("users", users, UserIndex)):
+            if not isinstance(index, kind):
+                raise TypeError(f"`{name}` must be a p5rec.ids.{kind.__name__}, got {type(index).__name__}")
+        for name, index, raw_ids in (("items", items, data.item_ids), ("users", users, data.user_ids)):
+            missing = [raw for raw in raw_ids if raw not in index]
+            if missing:
+                raise ValueError(
+                    f"`{name}` has no ID for {len(missing)} {name[:-1]}(s) of dataset {data.name!r} "
+                    f"(e.g. {missing[0]!r}): use the index built from this data, or the data the model was trained on"
+                )
+        self.data, self.splits, self.items, self.users = data, splits, items, users
         self.templates = templates
         self.config = config or ExampleConfig()
         self.titles = data.titles()
@@ -124,9 +135,9 @@ class ExampleBuilder:
 
     def _vars(self, task: str, user: str, item: str, history: list[str] | None = None, **extra: Any) -> dict[str, Any]:
         return prompt_variables(
-            self.user_ids[user] if user else "",
-            (self.item_ids[item], self.titles.get(item, "")) if item else None,
-            None if history is None else [(self.item_ids[i], self.titles.get(i, "")) for i in history],
+            self.users.id_of(user) if user else "",
+            (self.items.id_of(item), self.titles.get(item, "")) if item else None,
+            None if history is None else [(self.items.id_of(i), self.titles.get(i, "")) for i in history],
             self.config.max_history,
             **extra,
         )
@@ -155,8 +166,8 @@ class ExampleBuilder:
                 # `history_ids`: the ID strings the prompt shows (the last `max_history`, oldest first) and
                 # `next_id`: the ID string of the item that followed; training uses both to learn next-item
                 # prediction at every history position (`TrainConfig.history_loss`).
-                shown = [self.item_ids[i] for i in history[-cfg.max_history :]]
-                meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": self.item_ids[target]}
+                shown = [self.items.id_of(i) for i in history[-cfg.max_history :]]
+                meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": self.items.id_of(target)}
                 if task == "sequential":
                     yield {"user": user, "item": target, "meta": meta, "vars": self._vars(task, user, target, history)}
                 elif task == "direct_choice":
@@ -169,7 +180,7 @@ class ExampleBuilder:
                         "user": user,
                         "item": target,
                         "meta": meta,
-                        "vars": self._vars(task, user, target, history, candidates=[self.item_ids[c] for c in cands]),
+                        "vars": self._vars(task, user, target, history, candidates=list(map(self.items.id_of, cands))),
                     }
                 else:  # direct_yesno: one positive and one negative per context
                     neg = sample_negatives(seq, self.catalog, 1, rng)[0]
