@@ -25,6 +25,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec import __version__
+from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import PromptTemplate, TemplateSet
@@ -150,11 +151,13 @@ class Recommender:
         Args:
             user: a raw user ID from the training data.
             history: raw item IDs, oldest first; overrides the stored history of `user`.
-            k: how many items (1 .. catalog size).
+            k: how many items: 1 .. the catalog size, and at most the number of `candidates` (fewer come
+                back only when `exclude_seen` leaves fewer items to choose from).
             exclude_seen: never recommend an item of the history.
             candidates: rank only these raw item IDs (direct recommendation).
             template: a template id; default: the first seen template of the task.
-            num_beams: beam width (default max(20, k)).
+            num_beams: beam width, >= `k`; None: ``max(20, k)``. The rule for `k`, `num_beams` and
+                `candidates` is :func:`p5rec.decoding.beams.beam_width`, the same for the CLI and the server.
         """
         return self.recommend_batch(
             [user],
@@ -189,10 +192,12 @@ class Recommender:
                 f"`histories` ({len(histories)}) and `candidates` ({len(candidates)}) "
                 f"must have one entry per user ({n})"
             )
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(self.items):
-            raise ValueError(f"`k` ({k!r}) must be an integer between 1 and the catalog size ({len(self.items)})")
-        if num_beams is not None:
-            _check_positive_int("num_beams", num_beams, "or None for the default, max(20, k)")
+        if any(c is not None for c in candidates):
+            if any(c is None or len(c) == 0 for c in candidates):
+                raise ValueError("`candidates` must be given (non-empty) for every user when used for any")
+            # Checked (and a repeated ID counted once) before the lengths decide whether `k` fits.
+            candidates = [list(dict.fromkeys(self.items.check(c, "candidates"))) for c in candidates]
+        beam_width(k, num_beams, num_items=len(self.items), candidates=candidates)
         if template is not None and not isinstance(template, str):
             raise TypeError(f"`template` must be a template id (a string) or None, got {template!r}")
         if n == 0:
@@ -205,8 +210,6 @@ class Recommender:
             hists.append(hist)
             extra = {}
             if use_candidates:
-                if not cands:
-                    raise ValueError("`candidates` must be given (non-empty) for every user when used for any")
                 allowed.append(self.items.positions(cands, "candidates"))
                 extra["candidates"] = [self.items.id_at(i) for i in allowed[-1]]
             tpl = self._template(task, template, {"user_id", "history", "history_titles", *extra})
@@ -215,9 +218,8 @@ class Recommender:
             )
             prompts.append(_render_input(tpl, variables))
             excludes.append(self.items.positions(hist, "history") if exclude_seen else [])
-        beams = max(num_beams or 20, k)
         ranked = self.predictor.rank(
-            prompts, k=k, num_beams=beams, exclude=excludes, candidates=allowed if use_candidates else None
+            prompts, k=k, num_beams=num_beams, exclude=excludes, candidates=allowed if use_candidates else None
         )
         out = []
         index = self.predictor.items  # the index the trie was built from: positions -> raw IDs, ID strings

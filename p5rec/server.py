@@ -38,8 +38,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from p5rec.api import Recommendations, Recommender
+from p5rec.decoding.beams import beam_width
 
 MAX_K = 100
+MAX_BEAMS = 200  # a beam costs a forward row per step: bounded so one request cannot stall the batch
 MAX_HISTORY = 200
 MAX_TEXT = 5000
 MAX_ID = 200  # characters in one user or item ID
@@ -63,9 +65,10 @@ class RecommendRequest(_Request):
 
     user: UserId | None = None
     history: list[ItemId] | None = Field(None, min_length=1, max_length=MAX_HISTORY)
-    k: int = Field(10, ge=1, le=MAX_K, description="how many items; at most min(100, catalog size)")
+    k: int = Field(10, ge=1, le=MAX_K, description="how many items; at most 100, the catalog size and the candidates")
     exclude_seen: bool = True
     candidates: list[ItemId] | None = Field(None, min_length=1, max_length=1000)
+    num_beams: int | None = Field(None, ge=1, le=MAX_BEAMS, description="beam width, >= k; default max(20, k)")
 
     @model_validator(mode="after")
     def _user_or_history(self) -> RecommendRequest:
@@ -162,7 +165,7 @@ class RecommendBatcher:
 
     A worker thread takes the first waiting request, then keeps collecting until `max_batch`
     requests are in hand or `batch_wait_ms` has passed. Requests are grouped by what
-    `recommend_batch` shares across a batch (`k`, `exclude_seen`, with or without candidates),
+    `recommend_batch` shares across a batch (`k`, `num_beams`, `exclude_seen`, with or without candidates),
     so each answer is the one an unbatched call would give. If a group fails, its requests are
     retried one by one so a single bad request only fails itself.
 
@@ -225,7 +228,7 @@ class RecommendBatcher:
             groups: dict[tuple, list[_Job]] = {}
             for job in jobs:
                 r = job.request
-                groups.setdefault((r.k, r.exclude_seen, r.candidates is not None), []).append(job)
+                groups.setdefault((r.k, r.num_beams, r.exclude_seen, r.candidates is not None), []).append(job)
             for group in groups.values():
                 self._answer(group)
             if stop:
@@ -259,6 +262,7 @@ class RecommendBatcher:
             k=reqs[0].k,
             exclude_seen=reqs[0].exclude_seen,
             candidates=[r.candidates for r in reqs] if reqs[0].candidates is not None else None,
+            num_beams=reqs[0].num_beams,
         )
 
 
@@ -313,14 +317,19 @@ def create_app(recommender: Recommender, max_batch: int = 16, batch_wait_ms: flo
 
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest) -> dict[str, Any]:
-        if req.k > n_items:
-            raise ValueError(f"`k` ({req.k}) must be at most the catalog size ({n_items})")
-        if req.candidates is not None and req.k > len(req.candidates):
-            raise ValueError(f"`k` ({req.k}) must be at most the number of `candidates` ({len(req.candidates)})")
         _check_known(recommender, req)
+        # The decoding rule for `k`, `num_beams` and candidates, before batching: a bad request fails alone.
+        beam_width(req.k, req.num_beams, num_items=n_items, candidates=[_distinct(req.candidates)])
         if batcher is None:
             result = await run_in_threadpool(
-                recommender.recommend, req.user, req.history, req.k, req.exclude_seen, req.candidates
+                recommender.recommend,
+                req.user,
+                req.history,
+                req.k,
+                req.exclude_seen,
+                req.candidates,
+                None,
+                req.num_beams,
             )
         else:
             result = await asyncio.wrap_future(batcher.submit(req))
@@ -358,6 +367,11 @@ def _check_known(recommender: Recommender, req: RecommendRequest) -> None:
     for name, ids in (("history", req.history), ("candidates", req.candidates)):
         if ids is not None:
             recommender.items.check(ids, name)
+
+
+def _distinct(ids: list[str] | None) -> list[str] | None:
+    """The IDs once each, as `Recommender.recommend_batch` counts candidates."""
+    return None if ids is None else list(dict.fromkeys(ids))
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:

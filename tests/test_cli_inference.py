@@ -140,3 +140,40 @@ def test_serve_builds_the_app_and_runs_uvicorn(capsys, model_dir, monkeypatch):
     assert code == 0 and (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
     batcher = seen["app"].state.batcher
     assert (batcher.max_batch, batcher.batch_wait) == (4, 0.002)
+
+
+def test_k_beams_and_candidates_follow_one_rule_in_the_api_cli_and_server(capsys, model_dir, rec):
+    """A `k` the candidates cannot fill, a beam below `k`, a `k` above the catalog: the same error everywhere."""
+    httpx = pytest.importorskip("httpx")
+    from p5rec.server import create_app, serve_in_thread
+
+    user, items = rec.users.raw_ids()[0], rec.items.raw_ids()
+    cases = [
+        {"k": 3, "candidates": items[:2]},  # the API used to return 2 items, the server to refuse
+        {"k": 5, "num_beams": 4},  # the API and the Predictor used to raise the beam to 5 silently
+        {"k": NUM_ITEMS + 1},
+    ]
+    with serve_in_thread(create_app(rec, max_batch=1)) as url:
+        for case in cases:
+            with pytest.raises(ValueError) as raised:
+                rec.recommend(user=user, **case)
+            message = str(raised.value)
+            argv = ["recommend", "--model", str(model_dir), "--user", user, "--k", str(case["k"])]
+            argv += ["--num-beams", str(case["num_beams"])] if "num_beams" in case else []
+            argv += ["--candidates", ",".join(case["candidates"])] if "candidates" in case else []
+            code, _, err = _run(capsys, *argv)
+            assert code == 1 and err.strip() == f"p5rec recommend: error: {message}"
+            response = httpx.post(f"{url}/recommend", json={"user": user, **case}, timeout=60)
+            assert response.status_code == 422 and response.json()["error"]["message"] == message
+
+
+def test_num_beams_reaches_the_decoder_from_the_cli(capsys, model_dir, rec, monkeypatch):
+    import p5rec.decoding.predictor as predictor
+
+    seen, decode = [], predictor.recommend_items
+    monkeypatch.setattr(predictor, "recommend_items", lambda *a, **kw: seen.append(kw["num_beams"]) or decode(*a, **kw))
+    user = rec.users.raw_ids()[1]
+    for flags in (["--num-beams", "7"], []):
+        code, _, _ = _run(capsys, "recommend", "--model", str(model_dir), "--user", user, "--k", "4", *flags)
+        assert code == 0
+    assert seen == [7, None]  # None: the decoder's own default, max(20, k)

@@ -275,9 +275,9 @@ def test_exclude_and_candidates_are_exact():
     for row, ex in zip(got, exclude, strict=True):
         assert len(row) == 5 and not {i for i, _ in row} & set(ex)
     _assert_same_ranking(got, reference_recommend_items(model, batch, seqs, EOS, 5, 8, exclude=exclude))
-    candidates = [[0, 3, 14], [2], [5, 6, 7, 8]]
-    got = recommend_items(model, batch, trie, k=5, num_beams=5, candidates=candidates, exclude=[[], [], [6]])
-    assert [sorted(i for i, _ in row) for row in got] == [[0, 3, 14], [2], [5, 7, 8]]  # fewer than k, no junk
+    candidates = [[0, 3, 14], [2, 9, 4], [5, 6, 7, 8]]
+    got = recommend_items(model, batch, trie, k=3, num_beams=5, candidates=candidates, exclude=[[3], [], [6]])
+    assert [sorted(i for i, _ in row) for row in got] == [[0, 14], [2, 4, 9], [5, 7, 8]]  # excluded: fewer, no junk
 
 
 def test_everything_excluded_returns_empty_rows():
@@ -316,11 +316,12 @@ def test_property_results_are_distinct_valid_sorted_and_match_reference(catalog,
     model = MODELS["t5"]
     catalog = [[*prefix, *seq] for seq in catalog]
     trie, batch = ItemTrie(catalog, eos_token_id=EOS), _batch(model, rows=2, seed=seed)
+    k = min(k, len(catalog))  # a larger k is refused (`p5rec.decoding.beams`)
     ours = recommend_items(model, batch, trie, k=k, num_beams=k + extra_beams)
     scores = score_items(model, batch, trie)
     for r, row in enumerate(ours):
         items = [i for i, _ in row]
-        assert len(items) == min(k, len(catalog)) and len(set(items)) == len(items)
+        assert len(items) == k and len(set(items)) == len(items)
         assert [s for _, s in row] == sorted((s for _, s in row), reverse=True)
         assert [s for _, s in row] == pytest.approx(scores[r, items].tolist(), abs=1e-4)
     _assert_same_ranking(ours, reference_recommend_items(model, batch, catalog, EOS, k, k + extra_beams))
@@ -329,7 +330,9 @@ def test_property_results_are_distinct_valid_sorted_and_match_reference(catalog,
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        (dict(k=5, num_beams=3), ValueError, r"`num_beams` \(3\) must be >= `k` \(5\)"),
+        (dict(k=3, num_beams=2), ValueError, r"`num_beams` \(2\) must be >= `k` \(3\)"),
+        (dict(k=5), ValueError, r"`k` \(5\) must be an integer between 1 and the catalog size \(4\)"),
+        (dict(k=3, candidates=[[0, 1], [0, 1, 2], [1, 2, 3]]), ValueError, r"`k` \(3\) must be at most .*\(2\)"),
         (dict(k=0), ValueError, r"`k` \(0\) must be a positive int"),
         (dict(k=1, max_new_tokens=0), ValueError, r"`max_new_tokens` \(0\) must be a positive int"),
         (dict(k=1, exclude=[[0]]), ValueError, "`exclude` has 1 lists but the batch has 3 rows"),

@@ -73,6 +73,19 @@ def test_unknown_ids_get_the_same_message_from_the_api_and_the_server(client, re
         assert response.status_code == 404 and response.json()["error"]["message"] == raised.value.args[0]
 
 
+def test_num_beams_reaches_the_decoder(client, rec, monkeypatch):
+    import p5rec.decoding.predictor as predictor
+
+    seen, decode = [], predictor.recommend_items
+    monkeypatch.setattr(predictor, "recommend_items", lambda *a, **kw: seen.append(kw["num_beams"]) or decode(*a, **kw))
+    user = _user(rec, 2)
+    body = client.post("/recommend", json={"user": user, "k": 4, "num_beams": 7}).json()
+    assert [i["item_id"] for i in body["items"]] == [i.item_id for i in rec.recommend(user=user, k=4, num_beams=7)]
+    assert seen == [7, 7]
+    response = client.post("/recommend", json={"user": user, "num_beams": 201})
+    assert response.status_code == 422 and "num_beams" in response.json()["error"]["message"]
+
+
 def test_recommend_cold_start_and_candidates(client, rec):
     history = [_item(rec, 0), _item(rec, 1)]
     body = client.post("/recommend", json={"history": history, "k": 3}).json()

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from p5rec.decoding.beams import DEFAULT_NUM_BEAMS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -32,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "valid"), default="test", help="which held-out split (default test)")
     p.add_argument("--tasks", help="comma-separated tasks (default: all), e.g. sequential,rating")
     p.add_argument("--max-users", type=int, help="users (ranking) or reviews (text, rating) per template")
-    p.add_argument("--num-beams", type=int, default=20, help="beam width for item ranking (default 20, as P5)")
+    p.add_argument(
+        "--num-beams", type=int, help=f"beam width for ranking (default max({DEFAULT_NUM_BEAMS}, largest k), as P5)"
+    )
     p.add_argument("--text-beams", type=int, default=1, help="beams for explanations and summaries (default 1)")
     p.add_argument("--templates", help="comma-separated template ids to score (default: all usable)")
     p.add_argument("--max-templates", type=int, help="score at most N templates per task and seen/unseen split")

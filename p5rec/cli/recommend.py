@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from p5rec.decoding.beams import DEFAULT_NUM_BEAMS
+
 OUT_FORMATS = (".parquet", ".jsonl", ".csv")
 ROW_COLUMNS = ("user", "rank", "item_id", "id_string", "title", "score")
 
@@ -41,7 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     who.add_argument("--users", help='"all" or a comma-separated list of user IDs (batch scoring; needs --out)')
     p.add_argument("--history", help="comma-separated item IDs, oldest first (cold start, or overrides --user's)")
     p.add_argument("--candidates", help="comma-separated item IDs: rank only these (direct recommendation)")
-    p.add_argument("--k", type=int, default=10, help="how many items (default 10)")
+    p.add_argument(
+        "--k", type=int, default=10, help="how many items (default 10; at most the catalog and the candidates)"
+    )
+    p.add_argument(
+        "--num-beams",
+        type=int,
+        help=f"beam width, >= --k (default max({DEFAULT_NUM_BEAMS}, k)); wider is slower and finds more likely items",
+    )
     p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
     p.add_argument("--out", help=f"batch output file; format from the extension: {', '.join(OUT_FORMATS)}")
     p.add_argument("--batch-size", type=int, default=32, help="users per forward pass (default 32)")
@@ -133,7 +142,12 @@ def run_recommend(args: argparse.Namespace) -> int:
         raise ValueError("give `--user U`, `--history I1,I2` (new user) or `--users all --out FILE`")
     rec = _load(args)
     result = rec.recommend(
-        user=args.user, history=history, k=args.k, exclude_seen=not args.include_seen, candidates=candidates
+        user=args.user,
+        history=history,
+        k=args.k,
+        exclude_seen=not args.include_seen,
+        candidates=candidates,
+        num_beams=args.num_beams,
     )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -145,7 +159,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_users(rec, users, k, exclude_seen, candidates, batch_size, no_progress) -> list[dict[str, Any]]:
+def _score_users(
+    rec, users, k, exclude_seen, candidates, batch_size, no_progress, num_beams=None
+) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     rows: list[dict[str, Any]] = []
@@ -154,7 +170,11 @@ def _score_users(rec, users, k, exclude_seen, candidates, batch_size, no_progres
         for start in range(0, len(users), batch_size):
             chunk = users[start : start + batch_size]
             results = rec.recommend_batch(
-                chunk, k=k, exclude_seen=exclude_seen, candidates=None if cands is None else cands[: len(chunk)]
+                chunk,
+                k=k,
+                exclude_seen=exclude_seen,
+                candidates=None if cands is None else cands[: len(chunk)],
+                num_beams=num_beams,
             )
             for user, result in zip(chunk, results):
                 rows += [
@@ -238,7 +258,7 @@ def _recommend_to_file(args: argparse.Namespace, out: Path, candidates: list[str
     start, stop = shard_bounds(len(users), args.batch_size, procs.rank, procs.world)
     rows = _score_users(
         rec, users[start:stop], args.k, not args.include_seen, candidates, args.batch_size,
-        args.no_progress or not procs.is_main,
+        args.no_progress or not procs.is_main, args.num_beams,
     )  # fmt: skip
     written = len(rows)
     if procs.world == 1:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from p5rec.decoding._decoder import Decoder, check_batch, eval_mode
+from p5rec.decoding.beams import beam_width
 from p5rec.decoding.trie import ItemTrie, RowItemCounts
 
 __all__ = ["recommend_items", "score_items", "score_targets"]
@@ -84,7 +85,7 @@ def recommend_items(
     batch: Mapping[str, torch.Tensor],
     trie: ItemTrie,
     k: int,
-    num_beams: int = 20,
+    num_beams: int | None = None,
     exclude: Sequence[Sequence[int]] | None = None,
     candidates: Sequence[Sequence[int]] | None = None,
     max_new_tokens: int | None = None,
@@ -96,8 +97,9 @@ def recommend_items(
             mode without gradients; its mode is restored afterwards.
         batch (`dict`): `input_ids` and `attention_mask` `(B, T)`; decoder-only prompts left-padded.
         trie (`ItemTrie`): the catalog; returned indices index the sequences it was built from.
-        k (`int`): items per row. Fewer come back when fewer items are allowed or reachable.
-        num_beams (`int`, defaults to 20): beam width, >= `k`.
+        k (`int`): items per row, at most the catalog and every candidate list (`p5rec.decoding.beams`).
+            Fewer come back only when exclusions leave fewer allowed items, or longer IDs are cut off.
+        num_beams (`int`, *optional*): beam width, >= `k`; defaults to ``max(DEFAULT_NUM_BEAMS, k)`` (20).
         exclude (`list[list[int]]`, *optional*): per row, item indices never to return.
         candidates (`list[list[int]]`, *optional*): per row, the only item indices to return.
         max_new_tokens (`int`, *optional*): cap on generated tokens (ID + eos); longer IDs are
@@ -108,14 +110,14 @@ def recommend_items(
         the sequence log-probability of the item's tokens including eos.
     """
     k = _check_positive_int("k", k)
-    num_beams = _check_positive_int("num_beams", num_beams)
-    if num_beams < k:
-        raise ValueError(f"`num_beams` ({num_beams}) must be >= `k` ({k}).")
     if max_new_tokens is not None:
         max_new_tokens = _check_positive_int("max_new_tokens", max_new_tokens)
     if not isinstance(trie, ItemTrie):
         raise TypeError(f"`trie` must be an ItemTrie, got {type(trie).__name__}.")
     input_ids, attention_mask = check_batch(batch)
+    if candidates is not None:
+        _per_row("candidates", candidates, input_ids.shape[0])
+    num_beams = beam_width(k, num_beams, num_items=trie.num_items, candidates=candidates)
     counts, is_candidates = _row_filter(trie, input_ids.shape[0], exclude, candidates)
     with eval_mode(model):
         decoder = Decoder(model, input_ids, attention_mask)

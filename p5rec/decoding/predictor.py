@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, expected_rating
 from p5rec.decoding.trie import ItemTrie
@@ -69,11 +70,16 @@ class Predictor:
         self,
         prompts: Sequence[str],
         k: int = 10,
-        num_beams: int = 20,
+        num_beams: int | None = None,
         exclude: Sequence[Sequence[int]] | None = None,
         candidates: Sequence[Sequence[int]] | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """Top-`k` distinct catalog items per prompt as (item index, log-probability), best first."""
+        """Top-`k` distinct catalog items per prompt as (position in `items`, log-probability), best first.
+
+        `k`, `num_beams` and the candidate lists follow the one rule of :func:`p5rec.decoding.beams.beam_width`
+        (checked before any work): `num_beams` None is ``max(DEFAULT_NUM_BEAMS, k)``.
+        """
+        beam_width(k, num_beams, num_items=len(self.items), candidates=candidates)
         out: list[list[tuple[int, float]]] = []
         with self._lock:
             for start, batch in self._batches(prompts):
@@ -83,7 +89,7 @@ class Predictor:
                     batch,
                     self.trie,
                     k=k,
-                    num_beams=max(num_beams, k),
+                    num_beams=num_beams,
                     exclude=None if exclude is None else list(exclude[start : start + n]),
                     candidates=None if candidates is None else list(candidates[start : start + n]),
                 )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from p5rec.decoding.beams import beam_width
 from p5rec.templates.tasks import TASKS
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ class EvalConfig:
         tasks: task names (default: all).
         split: "valid" or "test".
         max_users: cap on users (sequence tasks) or reviews (review tasks) per template, for speed.
-        num_beams: beam width for ranking (P5 evaluates with 20).
+        num_beams: beam width for ranking; None: ``max(20, largest k)``, as P5 evaluates (the rule of
+            `p5rec.decoding.beams`).
         ks: cut-offs for ranking metrics.
         text_beams: beams for explanation/summary generation (1 = greedy).
         seed: seeds negatives and subsampling.
@@ -42,7 +44,7 @@ class EvalConfig:
     tasks: Sequence[str] = DEFAULT_TASKS
     split: str = "test"
     max_users: int | None = None
-    num_beams: int = 20
+    num_beams: int | None = None
     ks: Sequence[int] = (1, 5, 10, 20)
     text_beams: int = 1
     seed: int = 2022
@@ -57,8 +59,10 @@ class EvalConfig:
             raise ValueError(f"`tasks` has unknown task(s) {unknown}; choose from {sorted(TASKS)}")
         if self.split not in ("valid", "test"):
             raise ValueError(f"`split` must be 'valid' or 'test', got {self.split!r}")
-        if self.num_beams < max(self.ks):
-            raise ValueError(f"`num_beams` ({self.num_beams}) must be >= the largest k ({max(self.ks)})")
+        try:
+            beam_width(max(self.ks), self.num_beams)
+        except ValueError as e:
+            raise ValueError(f"{e} (`k` is the largest of `ks`, {list(self.ks)})") from None
         for name in ("max_users", "max_templates"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

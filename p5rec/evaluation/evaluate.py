@@ -123,10 +123,14 @@ def _score(
     prompts = [e.input for e in examples]
     kind = TASKS[task].kind
     if kind == "item":
-        k = max(cfg.ks)
+        # On a small catalog the catalog or the candidate lists can be shorter than the largest cut-off:
+        # then every item is ranked (the decoding rule refuses a `k` above the catalog's or a list's
+        # length), and the metrics past it see the whole ranking.
+        k = min(max(cfg.ks), len(items))
         if task == "direct_choice":
             cands = [items.positions(e.meta["candidates"], "candidates") for e in examples]
-            ranked = predictor.rank(prompts, k=min(k, min(map(len, cands))), num_beams=cfg.num_beams, candidates=cands)
+            k = min(k, min(map(len, cands)))
+            ranked = predictor.rank(prompts, k=k, num_beams=cfg.num_beams, candidates=cands)
         else:
             exclude = [items.positions(e.meta["history"], "history") for e in examples]
             ranked = predictor.rank(prompts, k=k, num_beams=cfg.num_beams, exclude=exclude)
