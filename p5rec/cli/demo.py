@@ -18,7 +18,7 @@ from p5rec.cli._args import add_override_argument
 DEMO_SETTINGS = {
     # The default recipe trains; the demo only bounds the evaluation: 500 users, one seen and one
     # held-out template per task.
-    "eval": {"max_users": 500, "num_beams": 20, "max_templates": 1},
+    "eval": {"max_users": 500, "max_templates": 1},
 }
 QUICK = {  # --quick: a smoke run of every stage, minutes at most even on a real dataset
     "train": {"epochs": 2},
