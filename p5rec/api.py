@@ -25,6 +25,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec import __version__
+from p5rec.config import RunConfig
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
@@ -49,12 +50,6 @@ NEW_USER = "user_new"  # the ID string a cold-start user gets in prompts
 # vocabulary files of tokenizers saved without one).
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TOKENIZER_VOCABS = ("tokenizer.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model", "vocab.json")
-# run_config settings the Recommender reads: (section, key, smallest value, default).
-_RUN_SETTINGS = (
-    ("model", "max_input_length", 8, 512),
-    ("model", "max_target_length", 2, 64),
-    ("examples", "max_history", 1, 20),
-)
 
 
 @dataclass
@@ -106,7 +101,9 @@ class Recommender:
         histories: raw user ID -> the user's known items in time order (used for prompts and to
             exclude seen items).
         templates: the prompt collection the model was trained with.
-        run_config: the run's config as a plain dict (saved for provenance).
+        config: the run's settings (`RunConfig`, default: its defaults): token limits and the
+            history length are read from it, and it is saved with the model.
+        batch_size: prompts per forward pass.
     """
 
     def __init__(
@@ -118,20 +115,22 @@ class Recommender:
         catalog: dict[str, dict[str, str]],
         histories: dict[str, list[str]],
         templates: TemplateSet,
-        run_config: dict[str, Any] | None = None,
+        config: RunConfig | None = None,
         batch_size: int = 32,
     ) -> None:
+        if config is not None and not isinstance(config, RunConfig):
+            raise TypeError(f"`config` must be a RunConfig (p5rec.config), got {type(config).__name__}")
         self.model, self.tokenizer = model, tokenizer
         self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
         self.templates = templates
-        self.run_config = run_config or {}
-        max_input_length, max_target_length, self.max_history = run_settings(self.run_config)
+        self.config = config if config is not None else RunConfig()
+        self.max_history = self.config.examples.max_history
         self.predictor = Predictor(
             model,
             tokenizer,
             items,
-            max_input_length=max_input_length,
-            max_target_length=max_target_length,
+            max_input_length=self.config.model.max_input_length,
+            max_target_length=self.config.model.max_target_length,
             batch_size=batch_size,
         )
 
@@ -381,7 +380,7 @@ class Recommender:
             # A LoRA adapter holds only the trained rows of added ID tokens, never whole embedding matrices.
             with _quiet_transformers():  # no "Writing model shards" bar from a library call
                 self.model.save_pretrained(tmp / "model", **({"save_embedding_layers": False} if is_peft else {}))
-            if is_peft and self.run_config.get("model", {}).get("backbone") in _presets():
+            if is_peft and self.config.model.is_preset:
                 # LoRA over a scratch preset: the random base weights are part of the model. Save them
                 # without the injected LoRA layers (a copy, unloaded), or their names would not load back.
                 copy.deepcopy(self.model).unload().save_pretrained(tmp / "base_model")
@@ -397,7 +396,7 @@ class Recommender:
                 "format_version": FORMAT_VERSION,
                 "p5rec_version": __version__,
                 "finetune": "lora" if is_peft else "full",
-                "run_config": self.run_config,
+                "run_config": self.config.to_dict(),
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
             if path.exists():
@@ -429,7 +428,7 @@ class Recommender:
             )
         # Everything small is read and checked before the weights load: a damaged file fails fast.
         meta = _read_meta(path / CONFIG_FILE)
-        run_settings(meta["run_config"], path / CONFIG_FILE)
+        config = _read_run_config(meta, path / CONFIG_FILE)
         items = ItemIndex.load(path / "item_index.json")
         users = UserIndex.load(path / "user_index.json")
         catalog = _read_catalog(path / "catalog.jsonl")
@@ -448,7 +447,7 @@ class Recommender:
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         model.to(dev).eval()
         try:
-            return cls(model, tokenizer, items, users, catalog, histories, templates, meta["run_config"], batch_size)
+            return cls(model, tokenizer, items, users, catalog, histories, templates, config, batch_size)
         except ValueError as e:  # the item trie: the tokenizer must spell every item ID differently
             raise ValueError(
                 f"{tok} does not fit this model's item index ({e}): the tokenizer files are damaged or come from "
@@ -493,31 +492,12 @@ def _check_positive_int(name: str, value: object, hint: str) -> None:
         raise ValueError(f"`{name}` ({value!r}) must be a positive integer ({hint})")
 
 
-def run_settings(run_config: Any, file: str | os.PathLike | None = None) -> tuple[int, int, int]:
-    """(max_input_length, max_target_length, max_history) of a run config dict, checked.
-
-    A saved model's run config is data from disk (`file`): a value of the wrong type must name the
-    file and key here, not fail later inside tokenization.
-    """
-    where = f"{file}: " if file is not None else ""
-    if not isinstance(run_config, dict):
-        raise ValueError(
-            f"{where}`run_config` must be a mapping of the run's settings, got {type(run_config).__name__} "
-            f"({run_config!r:.80}); restore the file or save the model again with `Recommender.save_pretrained`"
-        )
-    out = []
-    for section, key, minimum, default in _RUN_SETTINGS:
-        values = run_config.get(section, {})
-        if not isinstance(values, dict):
-            raise ValueError(f"{where}`run_config.{section}` must be a mapping, got {values!r:.80}; restore the file")
-        value = values.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
-                f"{where}`run_config.{section}.{key}` must be an integer >= {minimum}, got {value!r}; "
-                "set it to the value the model was trained with"
-            )
-        out.append(value)
-    return out[0], out[1], out[2]
+def _read_run_config(meta: dict[str, Any], file: Path) -> RunConfig:
+    """The saved run's `RunConfig`; a key of the wrong type or value names the file, the key and the fix."""
+    try:
+        return RunConfig.from_dict(meta["run_config"], f"{file}: `run_config`")
+    except ValueError as e:
+        raise ValueError(f"{e}; restore the file, or save the model again with `Recommender.save_pretrained`") from None
 
 
 def _read_text(file: Path) -> str:
@@ -600,12 +580,6 @@ def _quiet_transformers() -> Iterator[None]:
 def _render_input(tpl: PromptTemplate, variables: dict[str, Any]) -> str:
     """The prompt alone: at inference the answer variable is unknown, so the target renders empty."""
     return tpl.render({TASKS[tpl.task].answer: "", **variables})[0]
-
-
-def _presets() -> set[str]:
-    from p5rec.modeling.backbone import PRESETS
-
-    return set(PRESETS)
 
 
 def _resolve(path: str | os.PathLike) -> Path:

@@ -69,7 +69,8 @@ def load_data(config: RunConfig, source: str | None = None) -> RecData:
 
 
 def check_paths(config: RunConfig) -> None:
-    """Fail before any work when a data source, prompt folder or resume checkpoint does not exist."""
+    """Fail before any work when a data source, prompt folder or resume checkpoint does not exist, or the
+    tracker of `train.report_to` is not installed."""
     named = [("data.source", config.data.source)] if not config.data.sources else []
     named += [(f"data.sources[{k}]", s) for k, s in enumerate(config.data.sources)]
     for key, source in named:
@@ -82,6 +83,7 @@ def check_paths(config: RunConfig) -> None:
             raise FileNotFoundError(f"`prompts[{k}]` ({folder!r}) does not exist")
     if config.train.resume_from:
         resolve_resume(config.train.resume_from, config.train.output_dir)
+    config.train.check_installed()
     outputs = [config.output_dir]
     if config.data.sources:
         outputs = [str(Path(config.output_dir) / DOMAIN_TAGS[k]) for k in range(len(config.data.sources))]
@@ -248,5 +250,5 @@ def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) ->
         prepared.data.catalog(),
         prepared.splits.sequences,
         prepared.templates,
-        config.to_dict(),
+        config,
     )

@@ -13,7 +13,7 @@ def test_every_recommendation_is_a_catalog_item_even_untrained(tiny_fit):
     rec = tiny_fit.recommender
     untrained = build_scratch_model(ModelConfig(backbone="tiny"), rec.tokenizer, seed=123)
     fresh = Recommender(untrained, rec.tokenizer, rec.items, rec.users, rec.catalog, rec.histories, rec.templates,
-                        rec.run_config)
+                        rec.config)
     users = list(rec.histories)[:5]
     catalog = set(rec.catalog)
     for r in fresh.recommend_batch(users, k=5):
@@ -84,6 +84,31 @@ def test_unknown_user_and_items_are_clear_errors(tiny_fit):
         rec.recommend(user=user, k=0)
     with pytest.raises(ValueError, match="`history` is empty"):
         rec.recommend(history=[])
+
+
+def test_the_recommender_reads_a_typed_run_config(tiny_fit, tiny_model_dir):
+    from p5rec.config import RunConfig
+
+    rec = tiny_fit.recommender
+    back = Recommender.from_pretrained(tiny_model_dir)
+    assert isinstance(back.config, RunConfig) and back.config == rec.config
+    # The run's own limits (TINY_RUN: 128 tokens, 5 history items), not defaults typed again in the API.
+    assert back.predictor.max_input_length == 128 and back.max_history == 5
+
+
+def test_a_model_trained_with_a_tracker_loads_where_it_is_not_installed(tiny_model_dir, tmp_path, monkeypatch):
+    import importlib.util
+
+    from p5rec.pipeline import check_paths
+
+    moved = tmp_path / "from-a-gpu-box"
+    shutil.copytree(tiny_model_dir, moved)
+    _meta(moved, lambda m: m["run_config"]["train"].__setitem__("report_to", "wandb"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)  # no wandb here
+    rec = Recommender.from_pretrained(moved)
+    assert rec.config.train.report_to == "wandb"
+    with pytest.raises(ValueError, match=r"`report_to` is 'wandb' but it is not installed: pip install wandb"):
+        check_paths(rec.config)  # training with it, though, stops before any work
 
 
 def test_missing_or_incomplete_model_directory(tiny_model_dir, tmp_path):
@@ -207,17 +232,17 @@ DAMAGES = {
     "run_config a string": (
         lambda p: _meta(p, lambda m: m.__setitem__("run_config", "oops")),
         ValueError,
-        r"p5rec_config.json: `run_config` must be a mapping .* got str",
+        r"p5rec_config.json: `run_config`: expected a mapping for RunConfig, got str; restore the file",
     ),
     "max_input_length text": (
         _set_model("max_input_length", "abc"),
         ValueError,
-        r"p5rec_config.json: `run_config.model.max_input_length` must be an integer >= 8, got 'abc'; set it",
+        r"p5rec_config.json: `run_config`: `model`: `max_input_length` must be int, got 'abc' .*; restore the file",
     ),
     "max_target_length float": (
         _set_model("max_target_length", 3.5),
         ValueError,
-        r"`run_config.model.max_target_length` must be an integer >= 2, got 3.5",
+        r"`run_config`: `model`: `max_target_length` must be int, got 3.5",
     ),
     "config random bytes": (
         _write("p5rec_config.json", bytes(range(256))),

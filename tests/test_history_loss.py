@@ -139,7 +139,7 @@ def test_the_default_recipe_trains_through_the_history_loss_end_to_end():
         train={"epochs": 3, "batch_size": 16, "log_every": 5},
     )
     result = fit(config, progress=False)
-    saved = result.recommender.run_config
+    saved = result.recommender.config.to_dict()
     assert saved["model"]["backbone"] == "nano" and saved["model"]["dropout"] in (0.2, 0.5)
     assert saved["examples"]["sequential_positions"] == "last"
     assert result.train.best_metric is not None

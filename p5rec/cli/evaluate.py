@@ -17,7 +17,6 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from p5rec.decoding.beams import DEFAULT_NUM_BEAMS
 
@@ -89,13 +88,10 @@ def rebuild_builder(rec, data_dir: str | None = None):
     Returns:
         ``(builder, data)``.
     """
-    from p5rec.config import RunConfig
     from p5rec.data.tables import RecData
     from p5rec.pipeline import load_data, prepare
 
-    if not rec.run_config:
-        raise ValueError("the model directory stores no run config: pass the data with `--data DIR`")
-    config = RunConfig.from_dict(rec.run_config, "the model's run config")
+    config = rec.config
     if data_dir is not None:
         if not Path(data_dir).is_dir():
             raise FileNotFoundError(f"`--data` {data_dir} is not a folder written by `p5rec data prepare`")
@@ -157,10 +153,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
-def find_train_log(model_dir: Path, run_config: dict[str, Any]) -> Path | None:
-    """``train_log.jsonl`` in the model folder, its parent, or the run's `train.output_dir`."""
+def find_train_log(model_dir: Path, config) -> Path | None:
+    """``train_log.jsonl`` in the model folder, its parent, or the run's `train.output_dir` (`config`: a RunConfig)."""
     candidates = [model_dir / "train_log.jsonl", model_dir.parent / "train_log.jsonl"]
-    output_dir = (run_config.get("train") or {}).get("output_dir")
+    output_dir = config.train.output_dir
     if output_dir:
         candidates.insert(1, Path(output_dir) / "train_log.jsonl")
     return next((c for c in candidates if c.is_file()), None)
@@ -200,14 +196,14 @@ def run(args: argparse.Namespace) -> int:
 
     meta = {
         "model": str(model_dir),
-        "data": args.data or rec.run_config.get("data", {}).get("source"),
+        "data": args.data or rec.config.data.source,
         "dataset": data.name,
         "split": cfg.split,
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
         "timings": timings,
     }
     report = build_report(result, scores, meta)
-    train_log = find_train_log(model_dir, rec.run_config)
+    train_log = find_train_log(model_dir, rec.config)
     paths = write_report(report, out, train_log=train_log, plots=not args.no_plots)
     print(markdown_table(report).split("\nPer template:")[0])
     print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -109,12 +109,20 @@ class TrainConfig:
         ]:
             if not isinstance(name, str) or name.count("/") != 1:
                 raise ValueError(f"`{key}` ({name!r}) must look like 'task/metric', e.g. 'sequential/ndcg@10'")
-        if self.report_to is not None:
-            if self.report_to not in TRACKERS:
-                raise ValueError(f"`report_to` must be one of {TRACKERS} or null, got {self.report_to!r}")
-            modules = ("tensorboard", "tensorboardX") if self.report_to == "tensorboard" else ("wandb",)
-            if not any(importlib.util.find_spec(m) for m in modules):
-                raise ValueError(f"`report_to` is {self.report_to!r} but it is not installed: pip install {modules[0]}")
+        if self.report_to is not None and self.report_to not in TRACKERS:
+            raise ValueError(f"`report_to` must be one of {TRACKERS} or null, got {self.report_to!r}")
+
+    def check_installed(self) -> None:
+        """Fail before training when `report_to` names a tracker that is not installed.
+
+        Not part of `__post_init__`: a saved model's config names the run's tracker, and loading the
+        model where that tracker is absent must still work.
+        """
+        if self.report_to is None:
+            return
+        modules = ("tensorboard", "tensorboardX") if self.report_to == "tensorboard" else ("wandb",)
+        if not any(importlib.util.find_spec(m) for m in modules):
+            raise ValueError(f"`report_to` is {self.report_to!r} but it is not installed: pip install {modules[0]}")
 
     @property
     def patience(self) -> int:

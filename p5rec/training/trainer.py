@@ -118,6 +118,7 @@ def train(
     from accelerate.data_loader import prepare_data_loader
     from accelerate.utils import broadcast_object_list, set_seed
 
+    config.check_installed()
     resume_path = resolve_resume(config.resume_from, config.output_dir) if config.resume_from else None
     set_seed(config.seed)
     accelerator = Accelerator(
