@@ -14,8 +14,6 @@ import contextlib
 import copy
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec import __version__
+from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
@@ -373,9 +372,7 @@ class Recommender:
         """
         path = Path(path)
         check_model_dir(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             is_peft = hasattr(self.model, "peft_config")
             # A LoRA adapter holds only the trained rows of added ID tokens, never whole embedding matrices.
             with _quiet_transformers():  # no "Writing model shards" bar from a library call
@@ -399,17 +396,6 @@ class Recommender:
                 "run_config": self.config.to_dict(),
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-            if path.exists():
-                old = path.with_name(f".{path.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto", batch_size: int = 32) -> Recommender:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from p5rec._atomic import atomic_path
 from p5rec.decoding.beams import DEFAULT_NUM_BEAMS
 
 OUT_FORMATS = (".parquet", ".jsonl", ".csv")
@@ -309,7 +309,8 @@ def merge_parts(parts: Sequence[Path], out: Path) -> int:
 def write_rows(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write recommendation rows (one per user and rank) as parquet, JSON lines or CSV, atomically.
 
-    The table goes to a temporary file in the target folder, then replaces `path` in one rename.
+    The table goes to a temporary file in the target folder, then replaces `path` in one rename
+    (`p5rec._atomic`, readable as a plainly written file would be).
 
     Args:
         rows: dicts with the keys of `ROW_COLUMNS`.
@@ -319,10 +320,7 @@ def write_rows(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     suffix = path.suffix.lower()
     if suffix not in OUT_FORMATS:
         raise ValueError(f"`path` ({path}) must end in one of {', '.join(OUT_FORMATS)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name rather than `mkstemp`, whose 0600 file would make the table private to its writer.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         if suffix == ".parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -350,10 +348,6 @@ def write_rows(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
                 writer = csv.DictWriter(f, fieldnames=ROW_COLUMNS, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------- other tasks

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from p5rec._atomic import atomic_path
 from p5rec.evaluation.evaluate import EvalResult
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
@@ -211,14 +211,8 @@ def write_report(
 
 
 def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(tmp)  # the plots name their format, so the temporary name needs no suffix
     return path
 
 

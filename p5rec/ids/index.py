@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from p5rec._atomic import write_text
 from p5rec.ids.collaborative import collaborative_paths
 from p5rec.ids.config import FLAT_SCHEMES, IdConfig
 from p5rec.ids.semantic import item_texts as texts_of
@@ -193,19 +193,8 @@ class _Index:
         }
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write JSON atomically: a temp file beside `path`, then a rename, so no reader sees half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write JSON atomically (`p5rec._atomic`), so no reader sees half a file."""
+        write_text(path, json.dumps(self.to_dict(), separators=(",", ":")))
 
     @classmethod
     def load(cls: type[_IndexT], path: str | os.PathLike) -> _IndexT:

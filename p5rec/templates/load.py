@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +31,7 @@ import jinja2
 import jinja2.meta
 import yaml
 
+from p5rec._atomic import write_text
 from p5rec.templates.tasks import FAMILIES, TASKS, TITLE_VARIABLES, sample_variables
 
 SPLIT_VALUES = ("seen", "unseen")
@@ -549,10 +549,7 @@ class TemplateSet:
         text = yaml.safe_dump(
             {"templates": [t.to_dict() for t in self]}, sort_keys=False, allow_unicode=True, width=100
         )
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text(path, text)
 
 
 def yaml_files(src: Path) -> list[Path]:

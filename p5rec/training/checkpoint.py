@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from p5rec._atomic import replace_dir, write_text
+
 STATE_FILE = "trainer_state.json"
 BEST_FILE = "best_model.pt"
 CHECKPOINTS = "checkpoints"
@@ -75,9 +77,8 @@ def save_checkpoint(accelerator, output_dir: str | os.PathLike, state: dict[str,
     accelerator.save_state(str(tmp), safe_serialization=False)  # T5 ties weights; safetensors would warn
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_json(tmp / STATE_FILE, state)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        write_text(tmp / STATE_FILE, json.dumps(state))
+        replace_dir(tmp, final)
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -89,12 +90,3 @@ def load_checkpoint(accelerator, path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     accelerator.load_state(str(path))
     return json.loads((path / STATE_FILE).read_text())
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

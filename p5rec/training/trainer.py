@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
+from p5rec._atomic import atomic_path
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.config import ModelConfig
@@ -257,9 +258,8 @@ def train(
             weights = accelerator.get_state_dict(model)
             if config.output_dir:
                 if accelerator.is_main_process:
-                    tmp = Path(config.output_dir) / (BEST_FILE + ".tmp")
-                    torch.save(weights, tmp)
-                    os.replace(tmp, Path(config.output_dir) / BEST_FILE)
+                    with atomic_path(Path(config.output_dir) / BEST_FILE) as tmp:
+                        torch.save(weights, tmp)
             else:
                 best_in_memory = {k: v.detach().cpu().clone() for k, v in weights.items()}
         else:
