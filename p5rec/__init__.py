@@ -26,7 +26,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "p5rec.modeling.config": ("LoraSettings", "ModelConfig"),
         "p5rec.pipeline": ("FitResult", "fit"),
         "p5rec.templates.config": ("ExampleConfig",),
-        "p5rec.templates.load": ("PromptTemplate", "TemplateSet"),
+        "p5rec.templates.load": ("TemplateSet",),
+        "p5rec.templates.template": ("PromptTemplate",),
         "p5rec.training.config": ("TrainConfig",),
     },
 )

@@ -28,9 +28,10 @@ from p5rec.config import RunConfig
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
-from p5rec.templates.load import PromptTemplate, TemplateSet
+from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import prompt_variables
 from p5rec.templates.tasks import TASKS, format_rating
+from p5rec.templates.template import PromptTemplate
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "p5rec_config.json"

@@ -10,7 +10,7 @@ import pytest
 
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
-from p5rec.templates.load import PromptTemplate, TemplateError, TemplateSet, read_template_file
+from p5rec.templates import PromptTemplate, TemplateError, TemplateSet, read_template_file
 from p5rec.templates.tasks import FAMILIES, TASKS, format_rating, parse_rating, parse_yes_no, sample_variables
 from p5rec.templates.validate import validate_paths, validate_templates
 

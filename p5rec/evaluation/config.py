@@ -10,8 +10,8 @@ from p5rec.decoding.beams import beam_width
 from p5rec.templates.tasks import TASKS
 
 if TYPE_CHECKING:
-    from p5rec.templates.load import PromptTemplate
     from p5rec.templates.render import ExampleBuilder
+    from p5rec.templates.template import PromptTemplate
 
 DEFAULT_TASKS = tuple(TASKS)
 

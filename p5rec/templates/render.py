@@ -18,8 +18,9 @@ from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
 from p5rec.ids.index import ItemIndex, UserIndex
 from p5rec.templates.config import ExampleConfig
-from p5rec.templates.load import PromptTemplate, TemplateSet
+from p5rec.templates.load import TemplateSet
 from p5rec.templates.tasks import TASKS, TITLE_VARIABLES, format_rating
+from p5rec.templates.template import PromptTemplate
 
 
 @dataclass

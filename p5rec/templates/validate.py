@@ -18,14 +18,10 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from p5rec.templates.load import (
-    Problem,
-    PromptTemplate,
-    default_prompt_dir,
-    read_template_file_problems,
-    yaml_files,
-)
+from p5rec.templates.checks import Problem
+from p5rec.templates.files import default_prompt_dir, read_template_file_problems, yaml_files
 from p5rec.templates.tasks import FAMILIES
+from p5rec.templates.template import PromptTemplate
 
 __all__ = ["Problem", "validate_paths", "validate_templates"]
 
