@@ -25,7 +25,7 @@ import shlex
 import time
 from pathlib import Path
 
-ALL_BASELINES = "mostpop,itemknn,sasrec,mf,lead,retrieval"
+ALL_BASELINES = "mostpop,itemknn,bpr,sasrec,mf,lead,retrieval"
 NON_SEQUENTIAL = ("direct_yesno", "direct_choice", "rating", "explanation", "review")
 
 

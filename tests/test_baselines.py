@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from p5rec.evaluation.baselines import (
+    BPRMF,
     BiasedMF,
     BiasedMFConfig,
+    BPRConfig,
     ItemKNN,
     MostPop,
     Ranker,
@@ -45,7 +47,12 @@ def test_ranking_returns_fewer_items_when_the_catalog_runs_out():
 
 @pytest.mark.parametrize(
     "model",
-    [MostPop(), ItemKNN(), SASRec(SASRecConfig(hidden_size=8, num_blocks=1, epochs=1, patience=None))],
+    [
+        MostPop(),
+        ItemKNN(),
+        BPRMF(BPRConfig(factors=4, epochs=1, patience=None)),
+        SASRec(SASRecConfig(hidden_size=8, num_blocks=1, epochs=1, patience=None)),
+    ],
 )
 def test_every_ranker_follows_the_common_interface_and_validates_inputs(model):
     assert isinstance(model, Ranker)
@@ -66,6 +73,8 @@ def test_every_ranker_follows_the_common_interface_and_validates_inputs(model):
         model.recommend(["abc"], k=1)
     out = model.recommend([["a"], []], k=3)
     assert [len(r) for r in out] == [3, 3] and "a" not in out[0]
+    with pytest.raises(ValueError, match=r"`users` must hold one user ID per history \(2\)"):
+        model.recommend([["a"], []], k=3, users=["u1"])
 
 
 # ----------------------------------------------------------------------------------------- ItemKNN
@@ -279,3 +288,17 @@ def test_retrieval_explainer_copies_the_items_explanation_then_the_features():
         RetrievalExplainer().fit(["a"], [], ["x"])
     with pytest.raises(ValueError, match="nothing to copy"):
         RetrievalExplainer().fit(["a"], ["tone"], [""])
+
+
+def test_bpr_ranks_the_users_own_taste_first_and_folds_in_new_users():
+    # two tastes: u1-u4 buy from {a, b, c}, v1-v4 from {x, y, z}
+    train = {f"u{i}": ["a", "b", "c"][: 1 + i % 3] for i in range(1, 5)} | {f"v{i}": ["x", "y"] for i in range(1, 5)}
+    train["u4"], train["v4"] = ["a", "c"], ["x", "z"]
+    items = ["a", "b", "c", "x", "y", "z"]
+    model = BPRMF(BPRConfig(factors=8, epochs=200, batch_size=4, lr=0.05, patience=None)).fit(train, items)
+    assert set(model.recommend([["a"]], k=2, users=["u1"])[0]) == {"b", "c"}
+    assert set(model.recommend([["x"]], k=2, users=["v1"])[0]) == {"y", "z"}
+    assert set(model.recommend([["y"]], k=2)[0]) <= {"x", "z", "a", "b", "c"}  # no user: folded in
+    assert model.recommend([["y"]], k=1)[0][0] in {"x", "z"}
+    with pytest.raises(ValueError, match=r"`factors` \(0\) must be a positive integer"):
+        BPRConfig(factors=0)

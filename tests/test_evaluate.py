@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from p5rec.evaluation.baselines import MostPop, SASRecConfig
+from p5rec.evaluation.baselines import BPRConfig, MostPop, SASRecConfig
 from p5rec.evaluation.evaluate import (
     EvalConfig,
     evaluate,
@@ -140,16 +140,16 @@ def test_baselines_are_scored_on_the_models_users(tiny_fit):
     scores = evaluate_baselines(
         builder,
         cfg,
-        ["mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"],
-        BaselineConfig(sasrec=SASRecConfig(epochs=2, patience=None)),
+        ["mostpop", "itemknn", "bpr", "sasrec", "mf", "lead", "retrieval"],
+        BaselineConfig(sasrec=SASRecConfig(epochs=2, patience=None), bpr=BPRConfig(epochs=2, patience=None)),
         progress=False,
     )
-    assert set(scores) == {"mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"}
+    assert set(scores) == {"mostpop", "itemknn", "bpr", "sasrec", "mf", "lead", "retrieval"}
     assert set(scores["mostpop"]["tasks"]) == {"sequential", "direct_choice", "direct_yesno"}
     pop = MostPop().fit(builder.splits.train_sequences(), builder.catalog)
     assert scores["mostpop"]["tasks"]["sequential"] == evaluate_ranker(pop, builder, cfg)
     # 24 items, >= 5 per user: at most 20 candidates, so every ranker puts the target in its top 20
-    for name in ("mostpop", "itemknn", "sasrec"):
+    for name in ("mostpop", "itemknn", "bpr", "sasrec"):
         assert scores[name]["tasks"]["direct_choice"]["hr@20"] == 1.0
     assert set(scores["mf"]["tasks"]) == {"rating", "review_rating", "direct_yesno"}
     assert set(scores["retrieval"]["tasks"]["explanation"]) == {"bleu_4", "rouge_1", "rouge_2", "rouge_l"}
@@ -165,10 +165,10 @@ def test_baselines_follow_the_task_selection(tiny_fit):
 
 def test_parse_baselines():
     assert parse_baselines("MostPop, sasrec,mostpop") == ["mostpop", "sasrec"]
-    assert parse_baselines("all") == ["mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval"]
+    assert parse_baselines("all") == ["mostpop", "itemknn", "bpr", "sasrec", "mf", "lead", "retrieval"]
     assert parse_baselines("") == [] and parse_baselines(None) == []
-    with pytest.raises(ValueError, match=r"unknown name\(s\) \['bpr'\]"):
-        parse_baselines("mostpop,bpr")
+    with pytest.raises(ValueError, match=r"unknown name\(s\) \['ncf'\]"):
+        parse_baselines("mostpop,ncf")
 
 
 class _YesNoStub:

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--baselines",
         default="",
-        help="comma-separated: mostpop,itemknn,sasrec,mf,lead,retrieval, or 'all' (default: none)",
+        help="comma-separated: mostpop,itemknn,bpr,sasrec,mf,lead,retrieval, or 'all' (default: none)",
     )
     p.add_argument("--sasrec-epochs", type=int, help="SASRec's maximum epochs (default 100, early stopping)")
     p.add_argument("--export-recbole", metavar="DIR", help="also write the data as RecBole atomic files to DIR")

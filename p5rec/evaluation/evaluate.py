@@ -219,11 +219,12 @@ def evaluate_ranker(
     examples = ranking_examples(builder, cfg, task)
     histories = [e.meta["history"] for e in examples]
     targets = [e.item for e in examples]
+    users = [e.user for e in examples]  # read only by user-factor models (BPR-MF)
     if task == "sequential":
-        ranked = ranker.recommend(histories, k=max(cfg.ks), exclude_seen=True)
+        ranked = ranker.recommend(histories, k=max(cfg.ks), exclude_seen=True, users=users)
     else:
         # Rank the whole catalog, then keep the candidates in that order (none is in the history).
-        full = ranker.recommend(histories, k=len(builder.catalog), exclude_seen=False)
+        full = ranker.recommend(histories, k=len(builder.catalog), exclude_seen=False, users=users)
         ranked = []
         for order, e in zip(full, examples, strict=True):
             allowed = set(e.meta["candidates"])

@@ -4,7 +4,7 @@
 scores it on exactly the contexts `evaluate` scores (same seed, same subsample, same candidate
 lists), so a table can put them side by side:
 
-* ``mostpop``, ``itemknn``, ``sasrec``: sequential (full ranking, history excluded),
+* ``mostpop``, ``itemknn``, ``bpr`` (BPR-MF), ``sasrec``: sequential (full ranking, history excluded),
   direct_choice (the same 1 positive + 99 negatives) and direct_yesno (AUC and accuracy of their
   scores on the same positive and negative pairs);
 * ``mf`` (biased matrix factorization): rating and review_rating on the same review rows, and
@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from p5rec.evaluation.baselines import (
+    BPRMF,
     BiasedMF,
     BiasedMFConfig,
+    BPRConfig,
     ItemKNN,
     MostPop,
     RetrievalExplainer,
@@ -37,12 +39,13 @@ from p5rec.evaluation.evaluate import EvalConfig, evaluate_ranker
 from p5rec.evaluation.metrics import binary_auc, bleu, rating_metrics, rouge
 from p5rec.templates.render import Example, ExampleBuilder
 
-BASELINES = ("mostpop", "itemknn", "sasrec", "mf", "lead", "retrieval")
-RANKERS = ("mostpop", "itemknn", "sasrec")
+BASELINES = ("mostpop", "itemknn", "bpr", "sasrec", "mf", "lead", "retrieval")
+RANKERS = ("mostpop", "itemknn", "bpr", "sasrec")
 # Which tasks each baseline answers; a baseline whose tasks are all off is skipped.
 BASELINE_TASKS = {
     "mostpop": ("sequential", "direct_choice", "direct_yesno"),
     "itemknn": ("sequential", "direct_choice", "direct_yesno"),
+    "bpr": ("sequential", "direct_choice", "direct_yesno"),
     "sasrec": ("sequential", "direct_choice", "direct_yesno"),
     "mf": ("rating", "review_rating", "direct_yesno"),
     "lead": ("review_summary",),
@@ -56,12 +59,14 @@ class BaselineConfig:
 
     Args:
         sasrec: SASRec settings (default: the class defaults: 100 epochs, early stopping).
+        bpr: BPR-MF settings (default: the class defaults: 200 epochs, early stopping).
         mf: BiasedMF settings (default: the class defaults).
-        early_stop_users: validation users for SASRec early stopping (a seeded subsample keeps
+        early_stop_users: validation users for SASRec and BPR-MF early stopping (a seeded subsample keeps
             the per-epoch check cheap; None: all users).
     """
 
     sasrec: SASRecConfig | None = None
+    bpr: BPRConfig | None = None
     mf: BiasedMFConfig | None = None
     early_stop_users: int | None = 500
 
@@ -114,9 +119,9 @@ def evaluate_baselines(
             for t in tasks:
                 if t == "direct_yesno":
                     examples = _first_template_examples(builder, config, t, config.split)
-                    found = _yes_no_scores(
-                        examples, ranker.score_pairs([e.meta["history"] for e in examples], [e.item for e in examples])
-                    )
+                    histories, items = [e.meta["history"] for e in examples], [e.item for e in examples]
+                    pairs = ranker.score_pairs(histories, items, users=[e.user for e in examples])
+                    found = _yes_no_scores(examples, pairs)
                 else:
                     found = evaluate_ranker(ranker, builder, config, task=t)
                 if found:
@@ -140,7 +145,7 @@ def _fit_ranker(name: str, builder: ExampleBuilder, config: EvalConfig, bcfg: Ba
         return MostPop().fit(train, builder.catalog)
     if name == "itemknn":
         return ItemKNN().fit(train, builder.catalog)
-    valid = None
+    valid, users = None, []
     if config.split == "test":  # early stopping on the valid items; never on the items scored
         users = list(builder.splits.sequences)
         if bcfg.early_stop_users is not None and len(users) > bcfg.early_stop_users:
@@ -150,6 +155,8 @@ def _fit_ranker(name: str, builder: ExampleBuilder, config: EvalConfig, bcfg: Ba
             [builder.splits.history(u, "valid") for u in users],
             [builder.splits.target(u, "valid") for u in users],
         )
+    if name == "bpr":
+        return BPRMF(bcfg.bpr).fit(train, builder.catalog, valid=(users, *valid) if valid else None)
     return SASRec(bcfg.sasrec).fit(train, builder.catalog, valid=valid)
 
 

@@ -39,6 +39,7 @@ LOWER_IS_BETTER = frozenset({"rmse", "mae", "invalid", "greedy_rmse", "greedy_ma
 BASELINE_LABELS = {
     "mostpop": "MostPop",
     "itemknn": "ItemKNN",
+    "bpr": "BPR-MF",
     "sasrec": "SASRec",
     "mf": "BiasedMF",
     "lead": "Lead",

@@ -140,7 +140,13 @@ class CatalogRanker(ABC):
     def _score(self, histories: list[np.ndarray]) -> np.ndarray:
         """Scores ``(len(histories), n_items)``, higher is better; must be a fresh array."""
 
-    def recommend(self, histories: list[list[str]], k: int, exclude_seen: bool = True) -> list[list[str]]:
+    def _score_users(self, histories: list[np.ndarray], users: Sequence[str] | None) -> np.ndarray:
+        """Scores when the users are known too; only user-factor models (BPR-MF) read them."""
+        return self._score(histories)
+
+    def recommend(
+        self, histories: list[list[str]], k: int, exclude_seen: bool = True, users: Sequence[str] | None = None
+    ) -> list[list[str]]:
         """Top-`k` item IDs for each history, best first.
 
         Args:
@@ -149,26 +155,32 @@ class CatalogRanker(ABC):
             exclude_seen: drop items in the history from the ranking (default True), as in the
                 full-ranking protocol; a user may then get fewer than `k` items only if the
                 catalog runs out.
+            users: the user ID of each history, for models with user factors (others ignore it).
         """
         items = self._require_fitted()
         k = check_k(k)
         encoded = self._encode_histories(histories)
+        _check_users(users, len(encoded))
         ranked: list[list[str]] = []
         for start in range(0, len(encoded), _SCORE_BATCH):
             batch = encoded[start : start + _SCORE_BATCH]
-            scores = np.asarray(self._score(batch), dtype=np.float64)
+            who = None if users is None else list(users[start : start + _SCORE_BATCH])
+            scores = np.asarray(self._score_users(batch, who), dtype=np.float64)
             if exclude_seen:
                 for row, seen in enumerate(batch):
                     scores[row, seen] = -np.inf
             ranked.extend([items[j] for j in top] for top in top_k(scores, k, self._tie_rank))
         return ranked
 
-    def score_pairs(self, histories: list[list[str]], items: Sequence[str]) -> np.ndarray:
+    def score_pairs(
+        self, histories: list[list[str]], items: Sequence[str], users: Sequence[str] | None = None
+    ) -> np.ndarray:
         """The score of one given item per history (higher: more likely next), e.g. for yes/no AUC.
 
         Args:
             histories: one time-ordered list of item IDs per user.
             items: one catalog item per history, aligned with `histories`.
+            users: the user ID of each history, for models with user factors (others ignore it).
         """
         self._require_fitted()
         if isinstance(items, str) or len(items) != len(histories):
@@ -177,10 +189,17 @@ class CatalogRanker(ABC):
         if unknown:
             raise ValueError(f"`items` contains {unknown[0]!r}, which is not in the catalog passed to fit()")
         encoded = self._encode_histories(histories)
+        _check_users(users, len(encoded))
         columns = np.array([self._index[i] for i in items], dtype=np.int64)
         out = np.empty(len(items), dtype=np.float64)
         for start in range(0, len(encoded), _SCORE_BATCH):
-            scores = np.asarray(self._score(encoded[start : start + _SCORE_BATCH]), dtype=np.float64)
+            who = None if users is None else list(users[start : start + _SCORE_BATCH])
+            scores = np.asarray(self._score_users(encoded[start : start + _SCORE_BATCH], who), dtype=np.float64)
             rows = np.arange(len(scores))
             out[start : start + len(scores)] = scores[rows, columns[start : start + len(scores)]]
         return out
+
+
+def _check_users(users: Sequence[str] | None, n: int) -> None:
+    if users is not None and (isinstance(users, str) or len(users) != n):
+        raise ValueError(f"`users` must hold one user ID per history ({n}), got {users!r:.80}")
