@@ -15,6 +15,10 @@ benchmark:
 * sequential positions ("auto"): "last" (one example per user and epoch) when the history loss
   already trains every position, that is for a decoder-only model with one token per item; else
   "all" (every prefix of a history is an example, as P5 and SASRec's data augmentation).
+* task mixture: a task the config does not weigh gets at most as many examples per epoch as there
+  are users (T5's examples-proportional mixing with a limit), so review tasks, which have one
+  example per review, do not make each epoch several times longer than the next-item task that
+  early stopping watches: weight min(1, users / the task's training examples).
 
 The resolved values are written into the config saved with the model, so a reload knows them.
 """
@@ -57,12 +61,43 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     if model.dropout is None:
         changes["dropout"] = 0.5 if stats["interactions_per_item"] < DENSE_ITEMS else 0.2
     resolved = dataclasses.replace(config, model=dataclasses.replace(model, **changes)) if changes else config
+    weights = mixture_weights(config.examples.task_weights, datasets)
+    if weights != dict(config.examples.task_weights):
+        resolved = dataclasses.replace(resolved, examples=dataclasses.replace(resolved.examples, task_weights=weights))
     if config.examples.sequential_positions == AUTO:
         positions = "last" if trains_history(resolved) else "all"
         resolved = dataclasses.replace(
-            resolved, examples=dataclasses.replace(config.examples, sequential_positions=positions)
+            resolved, examples=dataclasses.replace(resolved.examples, sequential_positions=positions)
         )
     return resolved
+
+
+def mixture_weights(given: dict[str, float], datasets: Sequence[RecData]) -> dict[str, float]:
+    """`given` task weights plus, for each task neither it nor its family names, min(1, users / examples).
+
+    Examples per epoch: one per user for the next-item tasks, one per training review (80% of the
+    interactions, times the share that has the task's field) for the review tasks.
+    """
+    from p5rec.templates.tasks import TASKS
+
+    users = sum(len(d.user_ids) for d in datasets)
+    reviews: dict[str, float] = {}
+    for d in datasets:
+        stats = d.stats()
+        cover, n = stats["coverage"], 0.8 * stats["interactions"]
+        for task, share in (
+            ("rating", cover["rating"]),
+            ("review_rating", min(cover["rating"], cover["review"])),
+            ("explanation", cover["explanation"]),
+            ("review_summary", min(cover["summary"], cover["review"])),
+        ):
+            reviews[task] = reviews.get(task, 0.0) + n * share
+    weights = dict(given)
+    for task, spec in TASKS.items():
+        if task in given or spec.family in given or task not in reviews or reviews[task] <= users:
+            continue
+        weights[task] = round(users / reviews[task], 4)
+    return weights
 
 
 def trains_history(config: RunConfig) -> bool:
