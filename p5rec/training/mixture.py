@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from p5rec.templates.render import Example
-from p5rec.training.trainer import ExampleSource
+from p5rec.training.epochs import ExampleSource
 
 
 class MixedExamples:
