@@ -54,12 +54,42 @@ def test_reloaded_model_gives_identical_answers(tiny_fit, tiny_model_dir):
     assert back.explain(users[0], item, feature="sound") == rec.explain(users[0], item, feature="sound")
 
 
-def test_rating_explanation_and_summary_have_the_right_form(tiny_fit):
+def _seen_template(rec, task, available):
+    """The template the API picks for `task` when it can fill `available`: the first seen one that fits."""
+    return next(t for t in rec.templates.for_task(task, "seen") if t.input_variables <= available)
+
+
+def test_a_rating_is_the_mean_of_the_models_stars_for_that_user_and_item(tiny_fit):
+    from p5rec.templates.tasks import RATING_VALUES
+
     rec = tiny_fit.recommender
+    user, items = next(iter(rec.histories)), list(rec.catalog)[:4]
+    tpl = _seen_template(rec, "rating", {"user_id", "item_id", "item_title"})
+    prompts = [
+        tpl.render({"user_id": rec.users.id_of(user), "item_id": rec.items.id_of(i),
+                    "item_title": rec.catalog[i]["title"], "rating": ""})[0]
+        for i in items
+    ]  # fmt: skip
+    stars = [float(v) for v in RATING_VALUES]
+    distributions = rec.predictor.answer_distribution(prompts, RATING_VALUES)
+    expected = [sum(s * q for s, q in zip(stars, dist)) for dist in distributions]
+    ratings = rec.predict_ratings([(user, i) for i in items])
+    assert ratings == pytest.approx(expected, abs=1e-5)  # this user's and this item's prompt, read off the model
+    assert ratings == pytest.approx([rec.predict_rating(user, i) for i in items], abs=1e-5)  # batching changes nothing
+    assert len({round(r, 6) for r in ratings}) == len(items)  # the item in the prompt moves the answer
+
+
+def test_a_summary_is_the_models_continuation_of_the_review_prompt(tiny_fit):
+    from p5rec.api import NEW_USER
+
+    rec = tiny_fit.recommender
+    reviews = ["The sound is great. I use it every day.", "Strings broke after a week."]
+    tpl = _seen_template(rec, "review_summary", {"review_text", "user_id"})
+    own = [rec.generate(tpl.render({"review_text": r, "user_id": NEW_USER, "summary": ""})[0]) for r in reviews]
+    assert rec.summarize_batch(reviews) == own  # no echo of the prompt, no other template, same in a batch
     user, item = next(iter(rec.histories)), next(iter(rec.catalog))
-    assert 1.0 <= rec.predict_rating(user, item) <= 5.0
-    assert isinstance(rec.explain(user, item), str)
-    assert isinstance(rec.summarize("The sound is great. I use it every day."), str)
+    requests = [(user, item, "sound"), (user, item, None)]
+    assert rec.explain_batch(requests) == [rec.explain(*r) for r in requests]
 
 
 def test_cold_start_user_with_history(tiny_fit):
