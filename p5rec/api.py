@@ -5,51 +5,34 @@
 'We recommend Acme Pro Strings 101, ... to A2IBPI20UZIR0U.'
 
 The saved directory holds everything needed to answer: weights or adapter, tokenizer, item and
-user indexes, the catalog, user histories, the prompt templates and the run config.
+user indexes, the catalog, user histories, the prompt templates and the run config; its format,
+writer and checked reader are `p5rec.model_dir`. Prompts are filled with the same
+`prompt_variables` and templates the training examples were rendered with.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec import __version__
-from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
+from p5rec.model_dir import ModelFiles, check_model_dir, read_model_dir, write_model_dir
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import prompt_variables
 from p5rec.templates.tasks import TASKS, format_rating
 from p5rec.templates.template import PromptTemplate
 
-FORMAT_VERSION = 1
-CONFIG_FILE = "p5rec_config.json"
-REQUIRED_FILES = (
-    CONFIG_FILE,
-    "tokenizer",
-    "model",
-    "item_index.json",
-    "user_index.json",
-    "catalog.jsonl",
-    "histories.json",
-    "prompts.yaml",
-)
+# check_model_dir is re-exported: callers check an output folder before training (see p5rec.model_dir).
+__all__ = ["NEW_USER", "RecommendedItem", "Recommendations", "Recommender", "check_model_dir"]
+
 NEW_USER = "user_new"  # the ID string a cold-start user gets in prompts
-# A saved tokenizer folder: its config plus a vocabulary (tokenizer.json from transformers 5; the rest are the
-# vocabulary files of tokenizers saved without one).
-TOKENIZER_CONFIG = "tokenizer_config.json"
-TOKENIZER_VOCABS = ("tokenizer.json", "spiece.model", "tokenizer.model", "sentencepiece.bpe.model", "vocab.json")
 
 
 @dataclass
@@ -371,99 +354,25 @@ class Recommender:
         `path` must be new, an empty folder or an earlier model directory (which is replaced whole);
         a folder of other files is refused before anything is written (:func:`check_model_dir`).
         """
-        path = Path(path)
-        check_model_dir(path)
-        with atomic_dir(path) as tmp:
-            is_peft = hasattr(self.model, "peft_config")
-            # A LoRA adapter holds only the trained rows of added ID tokens, never whole embedding matrices.
-            with _quiet_transformers():  # no "Writing model shards" bar from a library call
-                self.model.save_pretrained(tmp / "model", **({"save_embedding_layers": False} if is_peft else {}))
-            if is_peft and self.config.model.is_preset:
-                # LoRA over a scratch preset: the random base weights are part of the model. Save them
-                # without the injected LoRA layers (a copy, unloaded), or their names would not load back.
-                copy.deepcopy(self.model).unload().save_pretrained(tmp / "base_model")
-            self.tokenizer.save_pretrained(tmp / "tokenizer")
-            self.items.save(tmp / "item_index.json")
-            self.users.save(tmp / "user_index.json")
-            with open(tmp / "catalog.jsonl", "w", encoding="utf-8") as f:
-                for raw in self.items.raw_ids():
-                    f.write(json.dumps({"item_id": raw, **self.catalog.get(raw, {})}, ensure_ascii=False) + "\n")
-            (tmp / "histories.json").write_text(json.dumps(self.histories))
-            self.templates.save(tmp / "prompts.yaml")
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "p5rec_version": __version__,
-                "finetune": "lora" if is_peft else "full",
-                "run_config": self.config.to_dict(),
-            }
-            (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        write_model_dir(
+            path,
+            ModelFiles(
+                self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
+                self.config,
+            ),
+        )  # fmt: skip
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str = "auto", batch_size: int = 32) -> Recommender:
-        """Load a directory written by `save_pretrained` (or a hub repo id holding one)."""
-        path = _resolve(path)
-        missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
-        tok = path / "tokenizer"
-        if tok.is_dir():
-            missing += [f"tokenizer/{TOKENIZER_CONFIG}"] if not (tok / TOKENIZER_CONFIG).is_file() else []
-            if not any((tok / f).is_file() for f in TOKENIZER_VOCABS):
-                missing.append(f"tokenizer/{TOKENIZER_VOCABS[0]}")
-        if missing:
-            raise FileNotFoundError(
-                f"{path} is not a complete p5rec model directory: missing {missing}; copy the whole directory "
-                "again, or write it with `Recommender.save_pretrained`"
-            )
-        # Everything small is read and checked before the weights load: a damaged file fails fast.
-        meta = _read_meta(path / CONFIG_FILE)
-        config = _read_run_config(meta, path / CONFIG_FILE)
-        items = ItemIndex.load(path / "item_index.json")
-        users = UserIndex.load(path / "user_index.json")
-        catalog = _read_catalog(path / "catalog.jsonl")
-        histories = _read_histories(path / "histories.json", items)
-        templates = TemplateSet.load(path / "prompts.yaml", include_defaults=False)
-        with _quiet_transformers():
-            from transformers import AutoTokenizer
-
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(tok)
-            except Exception as e:  # noqa: BLE001 - tokenizers, sentencepiece and json each raise their own types
-                raise ValueError(
-                    f"{tok}: the tokenizer could not be loaded ({type(e).__name__}: {e}); copy the folder again"
-                ) from None
-            model = _load_model(path, meta, len(tokenizer))
-        dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        model.to(dev).eval()
+        """Load a directory written by `save_pretrained` (or a hub repo id holding one); see `p5rec.model_dir`."""
+        files = read_model_dir(path, device)
         try:
-            return cls(model, tokenizer, items, users, catalog, histories, templates, config, batch_size)
+            return cls(*files, batch_size=batch_size)
         except ValueError as e:  # the item trie: the tokenizer must spell every item ID differently
             raise ValueError(
-                f"{tok} does not fit this model's item index ({e}): the tokenizer files are damaged or come from "
-                "another model; copy the whole model directory again"
+                f"{files.tokenizer.name_or_path} does not fit this model's item index ({e}): the tokenizer files are "
+                "damaged or come from another model; copy the whole model directory again"
             ) from None
-
-
-def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
-    """Refuse to save a model over a folder that holds other files; call it before training to fail early.
-
-    Saving replaces a model directory whole, so only a new path, an empty folder or a folder written
-    by :meth:`Recommender.save_pretrained` (it holds ``p5rec_config.json``) may receive one.
-
-    Args:
-        path: where the model is to be saved.
-        flag: the name the caller knows the path by, for the message (``output_dir``, ``--output``).
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"`{flag}` ({str(path)!r}) is a file, not a folder: choose a new folder for the model")
-    if not path.is_dir() or (path / CONFIG_FILE).is_file():
-        return
-    others = sorted(p.name for p in path.iterdir())
-    if others:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise ValueError(
-            f"`{flag}` ({str(path)!r}) is a folder that is not a p5rec model directory and is not empty ({shown}): "
-            "saving would replace it whole; choose a new or empty folder"
-        )
 
 
 def _check_user_type(user: object, optional: bool = False) -> None:
@@ -479,123 +388,6 @@ def _check_positive_int(name: str, value: object, hint: str) -> None:
         raise ValueError(f"`{name}` ({value!r}) must be a positive integer ({hint})")
 
 
-def _read_run_config(meta: dict[str, Any], file: Path) -> RunConfig:
-    """The saved run's `RunConfig`; a key of the wrong type or value names the file, the key and the fix."""
-    try:
-        return RunConfig.from_dict(meta["run_config"], f"{file}: `run_config`")
-    except ValueError as e:
-        raise ValueError(f"{e}; restore the file, or save the model again with `Recommender.save_pretrained`") from None
-
-
-def _read_text(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"{file}: not a text file (byte {e.start} is not UTF-8): it is damaged; copy the model directory again"
-        ) from None
-
-
-def _read_json(file: Path) -> Any:
-    try:
-        return json.loads(_read_text(file))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{file}: not valid JSON ({e}); the file is damaged, copy the model directory again") from None
-
-
-def _read_meta(file: Path) -> dict[str, Any]:
-    meta = _read_json(file)
-    if not isinstance(meta, dict):
-        raise ValueError(f"{file}: expected a JSON object with `format_version` and `run_config`, got {meta!r:.80}")
-    version = meta.get("format_version", 0)
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ValueError(f"{file}: `format_version` must be an integer, got {version!r}; restore the file")
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{file.parent}: model format {version} is newer than this p5rec ({FORMAT_VERSION}); upgrade p5rec"
-        )
-    if meta.get("finetune", "full") not in ("full", "lora"):
-        raise ValueError(f"{file}: `finetune` must be 'full' or 'lora', got {meta['finetune']!r}; restore the file")
-    meta.setdefault("run_config", {})
-    return meta
-
-
-def _read_catalog(file: Path) -> dict[str, dict[str, Any]]:
-    """raw item ID -> its catalog row, from a JSON-lines file; a damaged line is named with its number."""
-    catalog: dict[str, dict[str, Any]] = {}
-    for lineno, line in enumerate(_read_text(file).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{file}:{lineno}: not a JSON object ({e.msg}); the file is damaged, restore it") from None
-        if not isinstance(row, dict) or not isinstance(row.get("item_id"), str):
-            raise ValueError(
-                f"{file}:{lineno}: expected an object with a string `item_id`, got {line[:80]!r}; restore the file"
-            )
-        catalog[row.pop("item_id")] = row
-    return catalog
-
-
-def _read_histories(file: Path, items: ItemIndex) -> dict[str, list[str]]:
-    histories = _read_json(file)
-    if not isinstance(histories, dict):
-        raise ValueError(f"{file}: expected a JSON object user -> [item, ...], got {histories!r:.80}; restore the file")
-    for user, hist in histories.items():
-        if not isinstance(hist, list) or not all(isinstance(i, str) and i in items for i in hist):
-            raise ValueError(
-                f"{file}: `{user}` must map to a list of catalog item IDs, got {hist!r:.80}; restore the file"
-            )
-    return histories
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' per-file "Loading weights" bars: a library load should print nothing."""
-    from transformers.utils import logging as hf_logging
-
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _render_input(tpl: PromptTemplate, variables: dict[str, Any]) -> str:
     """The prompt alone: at inference the answer variable is unknown, so the target renders empty."""
     return tpl.render({TASKS[tpl.task].answer: "", **variables})[0]
-
-
-def _resolve(path: str | os.PathLike) -> Path:
-    p = Path(path)
-    if p.exists():
-        return p
-    if isinstance(path, str) and path.count("/") == 1 and not path.startswith((".", "/")):
-        try:  # a hub repo id: download the whole directory (needs internet)
-            from huggingface_hub import snapshot_download
-
-            return Path(snapshot_download(path))
-        except Exception as e:  # noqa: BLE001 - any hub failure means "not found" to the user
-            raise FileNotFoundError(
-                f"model {path!r} is neither a local directory nor a downloadable hub repo ({e})"
-            ) from None
-    raise FileNotFoundError(f"model directory {p} does not exist")
-
-
-def _load_model(path: Path, meta: dict[str, Any], vocab_size: int | None = None) -> PreTrainedModel:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    try:
-        if meta.get("finetune") == "lora":
-            from p5rec.modeling.lora import load_lora
-
-            base_dir = path / "base_model"
-            return load_lora(path / "model", base_dir if base_dir.exists() else None, vocab_size)
-        cfg = AutoConfig.from_pretrained(path / "model")
-        auto = AutoModelForSeq2SeqLM if cfg.is_encoder_decoder else AutoModelForCausalLM
-        return auto.from_pretrained(path / "model")
-    except Exception as e:  # noqa: BLE001 - safetensors, torch and peft each raise their own types
-        raise ValueError(f"{path / 'model'}: the model weights could not be loaded ({type(e).__name__}: {e})") from None

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.api import Recommender, check_model_dir
+from p5rec.api import Recommender
 from p5rec.config import RunConfig
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
 from p5rec.ids import ItemIndex, UserIndex
+from p5rec.model_dir import check_model_dir
 from p5rec.modeling.backbone import (
     add_id_tokens,
     add_id_tokens_to_tokenizer,

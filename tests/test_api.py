@@ -306,16 +306,16 @@ def test_a_damaged_model_directory_names_the_file_the_key_and_the_fix(tiny_model
 def test_loading_and_saving_print_no_progress_bars(tiny_model_dir, tmp_path, capfd, monkeypatch):
     import transformers
 
-    import p5rec.api
+    import p5rec.model_dir
 
-    load = p5rec.api._load_model
+    load = p5rec.model_dir._load_model
 
     def load_with_a_bar(*args, **kwargs):  # what transformers does per weight file in some versions
         for _ in transformers.utils.logging.tqdm(range(3), desc="Loading weights"):
             pass
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(p5rec.api, "_load_model", load_with_a_bar)
+    monkeypatch.setattr(p5rec.model_dir, "_load_model", load_with_a_bar)
     capfd.readouterr()
     rec = Recommender.from_pretrained(tiny_model_dir)
     rec.save_pretrained(tmp_path / "again")
