@@ -81,16 +81,17 @@ def run_scheme(scheme: str, data, args: argparse.Namespace) -> dict:
         "sequential", "test", np.random.default_rng(2022), template_ids=[first.id],
         max_contexts=args.eval_users or None,
     )  # fmt: skip
-    position = {raw: k for k, raw in enumerate(prepared.items.raw_ids())}
+    items = prepared.items  # ranked results are positions in it
     start = time.perf_counter()
     ranked = predictor.rank(
         [e.input for e in examples],
         k=10,
         num_beams=args.beams,
-        exclude=[[position[i] for i in e.meta["history"]] for e in examples],
+        exclude=[items.positions(e.meta["history"], "history") for e in examples],
     )
     eval_s = time.perf_counter() - start
-    metrics = ranking_metrics([[i for i, _ in row] for row in ranked], [position[e.item] for e in examples], ks=(10,))
+    targets = items.positions([e.item for e in examples], "targets")
+    metrics = ranking_metrics([[i for i, _ in row] for row in ranked], targets, ks=(10,))
     depth = max(len(prepared.items.code_of(r)) for r in prepared.items.raw_ids())
     return {
         "scheme": scheme,
