@@ -99,8 +99,8 @@ def test_cli_evaluate_writes_reports_and_recbole_export(tiny_model_dir, tmp_path
 def test_cli_evaluate_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
     assert main(["evaluate", "--model", str(tmp_path / "nope")]) == 1
     assert "p5rec evaluate: error: model directory" in capsys.readouterr().err
-    assert main(["evaluate", "--model", str(tiny_model_dir), "--baselines", "bpr", "--out", str(tmp_path)]) == 1
-    assert "unknown name(s) ['bpr']" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--baselines", "ncf", "--out", str(tmp_path)]) == 1
+    assert "unknown name(s) ['ncf']" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_model_dir), "--max-users", "0"]) == 1
     assert "`--max-users` (0) must be >= 1" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path / "missing")]) == 1
