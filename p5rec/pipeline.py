@@ -38,7 +38,8 @@ from p5rec.training.mixture import MixedExamples
 from p5rec.training.trainer import TrainResult, train
 
 DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
-TOKENIZER_SAMPLE = 20_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
+TOKENIZER_SAMPLE = 5_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
+ID_TOKEN = re.compile(r"<[A-Za-z_]+\d+>")  # the form of every ID token (`p5rec.ids.index.render_id`)
 
 
 @dataclass
@@ -168,12 +169,10 @@ def build_model(config: RunConfig, prepared: Prepared | Sequence[Prepared]):
         raise ValueError("`model.backbone` is 'auto': resolve the config from the data first (`p5rec.recipe.resolve`)")
     if config.model.is_preset:
         rng = np.random.default_rng(config.train.seed)
-        corpus = [f"{e.input} {e.target}" for p in domains for e in p.builder.train_examples(rng)]
-        if len(corpus) > TOKENIZER_SAMPLE:
-            corpus = [corpus[i] for i in rng.choice(len(corpus), TOKENIZER_SAMPLE, replace=False)]
-        if new_tokens:  # learn the text only; ID tokens come on top, whole
-            pattern = re.compile("|".join(re.escape(t) for t in sorted(set(new_tokens), key=len, reverse=True)))
-            corpus = [pattern.sub(" ", line) for line in corpus]
+        share = -(-TOKENIZER_SAMPLE // len(domains))  # the text sample, split over the datasets
+        corpus = [f"{e.input} {e.target}" for p in domains for e in p.builder.train_examples(rng, limit=share)]
+        if new_tokens:  # learn the text only; ID tokens ("<item_12>", "<a_3>") come on top, whole
+            corpus = [ID_TOKEN.sub(" ", line) for line in corpus]
         added = set(new_tokens)
         corpus += [s for p in domains for s in p.items.id_strings() + p.users.id_strings() if s not in added]
         tokenizer = train_tokenizer(corpus, config.model.vocab_size)

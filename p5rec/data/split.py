@@ -96,7 +96,9 @@ def sample_negatives(
 ) -> list[str]:
     """Draw `n` distinct items the user never interacted with (and not in `exclude`)."""
     banned = set(history) | (exclude or set())
-    pool_size = len(items) - len(banned & set(items))
+    # A lower bound on the items left to draw (banned IDs outside the catalog count as inside): the exact
+    # count built a catalog-sized set per call, 48 s per epoch of direct examples on a 12k-item catalog.
+    pool_size = len(items) - len(banned)
     if n > pool_size:
         raise ValueError(f"cannot draw {n} negatives: only {pool_size} items are outside the user's history")
     out: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -90,9 +91,13 @@ class ExampleBuilder:
         """Templates of `task` whose `requires` this data meets (e.g. no title templates without titles)."""
         return self.templates.for_task(task, split, available=self.available)
 
-    def train_examples(self, rng: np.random.Generator) -> list[Example]:
-        """One epoch of training examples: each context rendered with one random *seen* template."""
-        out: list[Example] = []
+    def train_examples(self, rng: np.random.Generator, limit: int | None = None) -> list[Example]:
+        """One epoch of training examples: each context rendered with one random *seen* template.
+
+        `limit`: render only that many, drawn at random from the epoch (a tokenizer's text sample);
+        the generator is drawn from exactly as for the whole epoch.
+        """
+        chosen: list[tuple[PromptTemplate, dict[str, Any]]] = []
         for task in TASKS:
             weight = self.config.weight(task)
             templates = self.usable_templates(task, "seen")
@@ -100,10 +105,11 @@ class ExampleBuilder:
                 continue
             contexts = list(self._contexts(task, "train", rng))
             for ctx in _resample(contexts, weight, rng):
-                tpl = templates[int(rng.integers(len(templates)))]
-                out.append(self._render(tpl, ctx))
-        order = rng.permutation(len(out))
-        return [out[i] for i in order]
+                chosen.append((templates[int(rng.integers(len(templates)))], ctx))
+        order = rng.permutation(len(chosen))
+        if limit is not None:
+            order = order[:limit]
+        return [self._render(*chosen[i]) for i in order]
 
     def eval_examples(
         self,
@@ -131,7 +137,8 @@ class ExampleBuilder:
 
     # ----------------------------------------------------------------- internals
     def _render(self, tpl: PromptTemplate, ctx: dict[str, Any]) -> Example:
-        src, tgt = tpl.render(ctx["vars"])
+        # A context's variables are computed when it is rendered (`partial`): a sample renders few.
+        src, tgt = tpl.render(ctx["vars"]())
         return Example(src, tgt, tpl.task, tpl.id, tpl.split, ctx["user"], ctx["item"], ctx["meta"])
 
     def _vars(self, task: str, user: str, item: str, history: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -170,7 +177,12 @@ class ExampleBuilder:
                 shown = [self.items.id_of(i) for i in history[-cfg.max_history :]]
                 meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": self.items.id_of(target)}
                 if task == "sequential":
-                    yield {"user": user, "item": target, "meta": meta, "vars": self._vars(task, user, target, history)}
+                    yield {
+                        "user": user,
+                        "item": target,
+                        "meta": meta,
+                        "vars": partial(self._vars, task, user, target, history),
+                    }
                 elif task == "direct_choice":
                     n = cfg.train_candidates if split == "train" else cfg.eval_candidates
                     negs = sample_negatives(seq, self.catalog, min(n - 1, len(self.catalog) - len(set(seq))), rng)
@@ -181,7 +193,9 @@ class ExampleBuilder:
                         "user": user,
                         "item": target,
                         "meta": meta,
-                        "vars": self._vars(task, user, target, history, candidates=list(map(self.items.id_of, cands))),
+                        "vars": partial(
+                            self._vars, task, user, target, history, candidates=list(map(self.items.id_of, cands))
+                        ),
                     }
                 else:  # direct_yesno: one positive and one negative per context
                     neg = sample_negatives(seq, self.catalog, 1, rng)[0]
@@ -190,7 +204,7 @@ class ExampleBuilder:
                             "user": user,
                             "item": item,
                             "meta": {**meta, "label": answer == "yes"},
-                            "vars": self._vars(task, user, item, history, answer=answer),
+                            "vars": partial(self._vars, task, user, item, history, answer=answer),
                         }
 
     def _review_contexts(self, task: str, split: str) -> Iterator[dict[str, Any]]:
@@ -221,7 +235,7 @@ class ExampleBuilder:
                 "user": user,
                 "item": item,
                 "meta": {"rating": rating, "row": int(r)},
-                "vars": self._vars(task, user, item, **extra),
+                "vars": partial(self._vars, task, user, item, **extra),
             }
 
 
