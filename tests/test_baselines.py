@@ -166,6 +166,9 @@ def test_sasrec_config_and_fit_errors():
         SASRecConfig(hidden_size=10, num_heads=3)
     with pytest.raises(ValueError, match=r"`dropout` \(1.0\) must be in \[0, 1\)"):
         SASRecConfig(dropout=1.0)
+    with pytest.raises(ValueError, match=r"`device` \('tpu'\) must be 'auto', 'cpu' or 'cuda"):
+        SASRecConfig(device="tpu")
+    assert SASRecConfig(device="cpu").resolved_device().type == "cpu"
     with pytest.raises(ValueError, match="no user with 2 or more items"):
         _small_sasrec().fit({"u": ["i0"]}, CYCLE_ITEMS)
     with pytest.raises(ValueError, match="`valid` targets include 'zz'"):

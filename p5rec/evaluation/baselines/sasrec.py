@@ -49,6 +49,8 @@ class SASRecConfig:
         seed: seeds weight init, dropout and batch order (default 0).
         num_threads: torch threads while fitting and scoring, restored afterwards; ``None``
             keeps torch's setting (default 1: fastest for these small kernels on a busy CPU).
+        device: "auto" (a GPU when there is one, else the CPU), "cpu" or "cuda" (default "auto"):
+            on Beauty's 22k users it trains in ~30 min on one CPU core.
     """
 
     hidden_size: int = 64
@@ -64,6 +66,7 @@ class SASRecConfig:
     eval_every: int = 1
     seed: int = 0
     num_threads: int | None = 1
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         for name in (
@@ -89,6 +92,13 @@ class SASRecConfig:
         if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
             raise ValueError(f"`patience` ({self.patience!r}) must be a positive integer or None")
         check_threads(self.num_threads)
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"`device` ({self.device!r}) must be 'auto', 'cpu' or 'cuda[:N]'")
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
 
 
 class _PointWiseFeedForward(nn.Module):
@@ -205,9 +215,11 @@ class SASRec(CatalogRanker):
             raise ValueError("`train_sequences` has no user with 2 or more items: nothing to learn from")
         rng = np.random.default_rng(cfg.seed)
         self.history = []
+        device = cfg.resolved_device()
+        inputs, targets = inputs.to(device), targets.to(device)
         with torch_threads(cfg.num_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            self.model = SASRecModel(len(self._index), cfg)
+            self.model = SASRecModel(len(self._index), cfg).to(device)
             optimizer = torch.optim.Adam(
                 self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
             )
@@ -255,7 +267,7 @@ class SASRec(CatalogRanker):
     ) -> float:
         model = self.model
         model.train()
-        order = torch.from_numpy(rng.permutation(len(inputs)))
+        order = torch.from_numpy(rng.permutation(len(inputs))).to(inputs.device)
         total, count = 0.0, 0
         for start in range(0, len(order), self.config.batch_size):
             batch = order[start : start + self.config.batch_size]
@@ -268,9 +280,9 @@ class SASRec(CatalogRanker):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * int(mask.sum())
-            count += int(mask.sum())
-        return total / max(count, 1)
+            n = mask.sum()
+            total, count = total + loss.detach() * n, count + n  # summed on the device: no sync per step
+        return float(total / max(int(count), 1))
 
     def _score(self, histories: list[np.ndarray]) -> np.ndarray:
         if self.model is None:
@@ -283,7 +295,8 @@ class SASRec(CatalogRanker):
                 seqs[r, L - len(h) :] = torch.from_numpy(h)
         was_training = self.model.training
         self.model.eval()
+        device = next(self.model.parameters()).device
         with torch_threads(self.config.num_threads), torch.no_grad():
-            scores = self.model.item_scores(self.model(seqs)[:, -1, :])
+            scores = self.model.item_scores(self.model(seqs.to(device))[:, -1, :])
         self.model.train(was_training)
-        return scores.double().numpy()
+        return scores.double().cpu().numpy()
