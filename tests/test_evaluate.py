@@ -50,7 +50,7 @@ def test_metric_keys_follow_the_p5_protocol(small_result):
         m = small_result.by_task(task, "seen")
         assert m["invalid"] == 0  # the expected rating always answers
         assert 0.0 < m["rmse"] <= 4.0 and m["mae"] <= m["rmse"]
-        assert m["greedy_valid"] + m["greedy_invalid"] == m["count"]
+        assert 0.0 < m["greedy_rmse"] <= 4.0  # the most likely rating string: always a valid answer
 
 
 def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
@@ -63,33 +63,31 @@ def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
 
 
 class _FakePredictor:
-    """Answers rating prompts with fixed text, to check how invalid outputs are counted."""
+    """Answers rating prompts with a fixed distribution over "1.0" ... "5.0"."""
 
-    def __init__(self, items, texts):
-        self.items, self.texts = items, texts
+    def __init__(self, items, dist):
+        self.items, self.dist = items, dist
 
-    def rate(self, prompts):
-        return [4.0] * len(prompts)
+    def rating_distribution(self, prompts):
+        return [list(self.dist) for _ in prompts]
 
     def generate_text(self, prompts, num_beams=1, max_new_tokens=None):
-        return [self.texts[i % len(self.texts)] for i in range(len(prompts))]
+        raise AssertionError("ratings are read off the answer distribution, never generated as free text")
 
 
-def test_invalid_generated_ratings_are_counted_never_dropped(tiny_fit):
+def test_ratings_are_the_expected_value_and_the_most_likely_answer_never_invalid(tiny_fit):
     builder = tiny_fit.prepared.builder
-    fake = _FakePredictor(tiny_fit.recommender.items, ["5.0", "great!", "", "9.0"])
+    fake = _FakePredictor(tiny_fit.recommender.items, [0.0, 0.1, 0.1, 0.5, 0.3])
     cfg = EvalConfig(tasks=["rating"], max_users=8, max_templates=1)
     result = evaluate(fake, builder, cfg, progress=False)
     row = result.rows[0]
     m = row["metrics"]
-    assert row["n"] == 8 and m["count"] == 8
-    assert m["greedy_invalid"] == 6 and m["greedy_valid"] == 2  # no number, empty, off the 1-5 scale
-    assert m["greedy_invalid_rate"] == pytest.approx(0.75)
+    assert row["n"] == 8 and m["count"] == 8 and m["invalid"] == 0
     truths = [e.meta["rating"] for e in builder.eval_examples("rating", "test", np.random.default_rng(2022),
                                                               [row["template"]], 8)]  # fmt: skip
-    valid_truths = [t for i, t in enumerate(truths) if i % 4 == 0]
-    assert m["greedy_rmse"] == pytest.approx(math.sqrt(np.mean([(5.0 - t) ** 2 for t in valid_truths])))
-    assert "greedy_rmse_fallback" in m and m["invalid"] == 0
+    expected = 0.1 * 2 + 0.1 * 3 + 0.5 * 4 + 0.3 * 5
+    assert m["rmse"] == pytest.approx(math.sqrt(np.mean([(expected - t) ** 2 for t in truths])))
+    assert m["greedy_rmse"] == pytest.approx(math.sqrt(np.mean([(4.0 - t) ** 2 for t in truths])))  # mode: 4.0
 
 
 def test_parse_ratings_rejects_text_and_off_scale_numbers():
@@ -183,10 +181,10 @@ class _YesNoStub:
         return [[p, 1 - p] for p in self.p_yes]
 
     def generate_text(self, prompts, max_new_tokens=None, num_beams=1):
-        return ["yes. sure"] * (len(prompts) - 1) + ["perhaps"]
+        raise AssertionError("yes/no is read off P(yes) and P(no), never generated as free text")
 
 
-def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(tiny_fit):
+def test_yes_no_is_read_off_the_answer_probabilities(tiny_fit):
     predictor = tiny_fit.recommender.predictor
     cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1)
     stub = _YesNoStub(predictor.items)
@@ -200,12 +198,12 @@ def test_yes_no_is_read_off_the_answer_probabilities_with_greedy_text_beside_it(
     stub.p_yes[wrong] = 0.1  # one positive scored below every negative: wrong, and it costs AUC
     from p5rec.evaluation.evaluate import _score
 
-    m = _score("direct_yesno", examples[:12], stub, predictor.items, cfg, fallback=3.0)
+    m = _score("direct_yesno", examples[:12], stub, predictor.items, cfg)
     n_pos = labels.count(True)
     assert stub.answers == ("yes", "no")  # the template's own renderings
     assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))
     assert m["auc"] == pytest.approx((n_pos - 1) / n_pos)  # its pairs with every negative are lost: 1/n_pos
-    assert m["greedy_invalid"] == 1 and m["greedy_accuracy"] == pytest.approx((n_pos - (labels[-1] is True)) / 12)
+    assert set(m) == {"accuracy", "auc"}  # no free text to parse: nothing can be invalid
 
 
 def test_yes_no_baselines_score_the_models_pairs_with_the_rankers_own_scores(tiny_fit):

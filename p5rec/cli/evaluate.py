@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-beams", type=int, default=1, help="beams for explanations and summaries (default 1)")
     p.add_argument("--templates", help="comma-separated template ids to score (default: all usable)")
     p.add_argument("--max-templates", type=int, help="score at most N templates per task and seen/unseen split")
-    p.add_argument("--no-greedy-rating", action="store_true", help="skip the generated rating and yes/no variants")
+    p.add_argument("--no-greedy-rating", action="store_true", help="skip the most-likely-rating metrics (greedy_*)")
     p.add_argument(
         "--baselines",
         default="",

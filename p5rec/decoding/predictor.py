@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
-from p5rec.decoding.rating import answer_distribution, expected_rating
+from p5rec.decoding.rating import answer_distribution, rating_distribution
 from p5rec.decoding.trie import ItemTrie
 from p5rec.ids.index import ItemIndex
 from p5rec.modeling.attention import attention_kernels
@@ -144,8 +144,16 @@ class Predictor:
     @torch.inference_mode()
     def rate(self, prompts: Sequence[str]) -> list[float]:
         """Expected star rating under the model's distribution over "1.0" ... "5.0"."""
-        out: list[float] = []
+        numbers = [float(v) for v in RATING_VALUES]
+        return [sum(p * v for p, v in zip(row, numbers)) for row in self.rating_distribution(prompts)]
+
+    @torch.inference_mode()
+    def rating_distribution(self, prompts: Sequence[str]) -> list[list[float]]:
+        """Per prompt, the probability of each rating string "1.0" ... "5.0" (rows sum to 1): the
+        exact read-out behind `rate`; its most likely value is the answer a constrained greedy
+        decoder would give, and never fails to parse."""
+        out: list[list[float]] = []
         with self._lock:
             for _, batch in self._batches(prompts):
-                out += expected_rating(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
+                out += rating_distribution(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
         return out

@@ -35,10 +35,10 @@ class EvalConfig:
         templates: only these template ids (None: all usable ones).
         template_splits: which template splits to score ("seen", "unseen"); validation needs only
             the seen ones.
-        greedy_rating: also decode ratings and yes/no answers greedily without constraint and
-            parse the text (``greedy_*`` metrics, unparseable or out-of-range outputs counted as
-            invalid); the main ``rmse``/``mae`` read the expected rating and the yes/no
-            ``accuracy``/``auc`` the probability of "yes" against "no", which are never invalid.
+        greedy_rating: also score the most likely rating string ("1.0" ... "5.0", read off the
+            same distribution: what a decoder constrained to the answers writes) as ``greedy_rmse``
+            and ``greedy_mae``; ``rmse``/``mae`` score the expected rating. Both come from the
+            answer read-out, so no answer is ever invalid; yes/no ``accuracy`` is P("yes") > P("no").
     """
 
     tasks: Sequence[str] = DEFAULT_TASKS

@@ -22,7 +22,7 @@ from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import binary_auc, bleu, ranking_metrics, rating_metrics, rouge
 from p5rec.ids.index import ItemIndex
 from p5rec.templates.render import Example, ExampleBuilder
-from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating, parse_yes_no
+from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating
 
 
 @dataclass
@@ -63,7 +63,6 @@ def evaluate(
     cfg = config or EvalConfig()
     result = EvalResult()
     items = check_same_items(predictor, builder)
-    fallback = train_mean_rating(builder)
     for task in cfg.tasks:
         for tpl in cfg.select_templates(builder, task):
             rng = np.random.default_rng(cfg.seed)  # the same users/negatives for every template
@@ -71,7 +70,7 @@ def evaluate(
             if not examples:
                 continue
             start = time.perf_counter()
-            metrics = _score(task, examples, predictor, items, cfg, fallback)
+            metrics = _score(task, examples, predictor, items, cfg)
             seconds = time.perf_counter() - start
             metrics["examples_per_s"] = len(examples) / max(seconds, 1e-9)
             result.rows.append(
@@ -105,20 +104,12 @@ def check_same_items(predictor: Predictor, builder: ExampleBuilder) -> ItemIndex
     return predictor.items
 
 
-def train_mean_rating(builder: ExampleBuilder) -> float:
-    """Mean training rating: what an invalid generated rating is replaced by in ``greedy_*_fallback``."""
-    ratings = builder.data.column("interactions", "rating")
-    train = [float(ratings[r]) for r in builder.splits.review_rows("train") if ratings[r] > 0]
-    return float(np.mean(train)) if train else 3.0
-
-
 def _score(
     task: str,
     examples: list[Example],
     predictor: Predictor,
     items: ItemIndex,
     cfg: EvalConfig,
-    fallback: float,
 ) -> dict[str, float]:
     prompts = [e.input for e in examples]
     kind = TASKS[task].kind
@@ -142,11 +133,13 @@ def _score(
         return metrics
     if kind == "rating":
         truths = [e.meta["rating"] for e in examples]
-        metrics = rating_metrics(predictor.rate(prompts), truths)
-        if cfg.greedy_rating:
-            texts = predictor.generate_text(prompts, max_new_tokens=4)
-            greedy = rating_metrics(parse_ratings(texts), truths, fallback=fallback)
-            metrics.update({f"greedy_{k}": v for k, v in greedy.items() if k not in ("count",)})
+        values = [float(v) for v in RATING_VALUES]
+        dist = predictor.rating_distribution(prompts)
+        metrics = rating_metrics([sum(p * v for p, v in zip(row, values)) for row in dist], truths)
+        if cfg.greedy_rating:  # the most likely rating string: what constrained greedy decoding answers
+            modes = [values[max(range(len(row)), key=row.__getitem__)] for row in dist]
+            greedy = rating_metrics(modes, truths)
+            metrics.update({f"greedy_{k}": greedy[k] for k in ("rmse", "mae")})
         return metrics
     if kind == "yes_no":
         truth = [bool(e.meta["label"]) for e in examples]
@@ -158,11 +151,6 @@ def _score(
             "accuracy": sum((p > 0.5) == t for p, t in zip(p_yes, truth)) / len(examples),
             "auc": binary_auc(p_yes, truth),
         }
-        if cfg.greedy_rating:
-            answers = [parse_yes_no(t) for t in predictor.generate_text(prompts, max_new_tokens=4)]
-            correct = sum(1 for a, t in zip(answers, truth) if a is not None and a == t)
-            metrics["greedy_accuracy"] = correct / len(examples)
-            metrics["greedy_invalid"] = float(sum(a is None for a in answers))
         return metrics
     hyps = predictor.generate_text(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]

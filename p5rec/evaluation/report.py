@@ -29,9 +29,9 @@ METRICS_PNG, TRAINING_PNG = "metrics.png", "training.png"
 SHOWN: dict[str, tuple[str, ...]] = {
     "sequential": ("hr@1", "hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"),
     "direct_choice": ("hr@1", "hr@5", "ndcg@5", "hr@10", "ndcg@10", "mrr"),
-    "direct_yesno": ("accuracy", "auc", "greedy_accuracy", "greedy_invalid"),
-    "rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae", "greedy_invalid"),
-    "review_rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae", "greedy_invalid"),
+    "direct_yesno": ("accuracy", "auc"),
+    "rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae"),
+    "review_rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae"),
     "explanation": ("bleu_4", "rouge_1", "rouge_2", "rouge_l"),
     "review_summary": ("bleu_2", "rouge_1", "rouge_2", "rouge_l"),
 }
