@@ -147,3 +147,29 @@ def test_the_default_recipe_trains_through_the_history_loss_end_to_end():
     assert len(valid) == 3 and all("valid/sequential/nll" in e for e in valid)
     recs = result.recommender.recommend(user=result.prepared.data.user_ids[0], k=3)
     assert len(recs) == 3 and all(r.id_string.startswith("<item_") for r in recs)
+
+
+def test_the_recipe_caps_review_tasks_at_one_example_per_user_and_keeps_given_weights():
+    from p5rec.data.synthetic import generate
+    from p5rec.recipe import mixture_weights
+
+    data = generate(tiny_config().data.synthetic)
+    users, reviews = len(data.user_ids), 0.8 * len(data.interactions)
+    weights = mixture_weights({}, [data])
+    assert weights["rating"] == pytest.approx(users / reviews, rel=1e-3)  # every synthetic row is rated
+    assert "sequential" not in weights and "direct_yesno" not in weights  # one context per user already
+    given = mixture_weights({"rating": 2.0, "review": 0.5}, [data])
+    assert given["rating"] == 2.0 and "review_summary" not in given and "review_rating" not in given
+
+
+def test_random_batches_when_length_grouping_is_off():
+    import numpy as np
+
+    from p5rec.training.collate import length_grouped_batches
+
+    lengths = list(np.random.default_rng(0).integers(1, 100, size=400))
+    grouped = length_grouped_batches(lengths, 10, np.random.default_rng(1))
+    random = length_grouped_batches(lengths, 10, np.random.default_rng(1), mega_factor=1)
+    assert sorted(i for b in random for i in b) == list(range(400))
+    spread = [np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in x]) for x in (grouped, random)]
+    assert spread[0] < 15 < spread[1]  # grouped batches hold similar lengths, random ones do not

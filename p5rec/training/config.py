@@ -53,6 +53,8 @@ class TrainConfig:
         history_loss: decoder-only backbones with one token per item ID (`ids.representation:
             tokens`): each history item shown in a prompt is also trained to predict the item after
             it, SASRec's objective inside the prompt (`collate.history_labels`); ignored otherwise.
+        group_by_length: batch prompts of similar length together (little padding; transformers'
+            LengthGroupedSampler); False: random batches, as SASRec draws them.
     """
 
     epochs: int = 200
@@ -80,6 +82,7 @@ class TrainConfig:
     plot: bool = True
     loss_on_prompt: bool = False
     history_loss: bool = True
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
