@@ -122,8 +122,10 @@ def test_the_recipe_fills_auto_settings_from_the_data():
     sparse = statistics([data])["interactions_per_item"] < 50
     assert config.model.dropout == (0.5 if sparse else 0.2)
     assert config.examples.sequential_positions == "last"  # the history loss trains every position
+    assert config.train.group_by_length is False  # random batches, as SASRec
     t5 = resolve(tiny_config(model={"backbone": "tiny", "architecture": "t5"}), [data])
     assert t5.examples.sequential_positions == "all" and t5.model.backbone == "tiny"
+    assert t5.train.group_by_length is True
     text = resolve(dataclasses.replace(config, ids=dataclasses.replace(config.ids, representation="text")), [data])
     assert text.examples.sequential_positions == "last"  # already resolved: resolve leaves set values alone
     fixed = resolve(tiny_config(model={"backbone": "tiny", "dropout": 0.3}), [data])

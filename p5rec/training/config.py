@@ -54,7 +54,9 @@ class TrainConfig:
             tokens`): each history item shown in a prompt is also trained to predict the item after
             it, SASRec's objective inside the prompt (`collate.history_labels`); ignored otherwise.
         group_by_length: batch prompts of similar length together (little padding; transformers'
-            LengthGroupedSampler); False: random batches, as SASRec draws them.
+            LengthGroupedSampler); False: random batches, as SASRec draws them; None: the recipe
+            chooses (random batches with the history loss: on Beauty grouped batches, whose users all
+            have histories of one length, halved how fast next-item NDCG rose in the first epochs).
     """
 
     epochs: int = 200
@@ -82,7 +84,7 @@ class TrainConfig:
     plot: bool = True
     loss_on_prompt: bool = False
     history_loss: bool = True
-    group_by_length: bool = True
+    group_by_length: bool | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -97,7 +97,7 @@ class EpochLoader:
             )
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         batches = length_grouped_batches(
-            lengths, config.batch_size, rng, mega_factor=50 if config.group_by_length else 1
+            lengths, config.batch_size, rng, mega_factor=1 if config.group_by_length is False else 50
         )
         if self.encoder_decoder:
             collate = Seq2SeqCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
