@@ -16,6 +16,7 @@ Variants (names for --only):
     attention_0.1       attention dropout 0.1 instead of the dropout (0.5 on sparse data)
     text_ids            item IDs as digit text ("item_12"), as P5; no single item token to train
     t5_tiny             the previous default: encoder-decoder T5 "tiny", text IDs, every prefix
+                        (at most 30 epochs: every prefix is an example, so an epoch is ~5x longer)
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ VARIANTS: dict[str, list[str]] = {
     "history_first_attn": [f"prompts=[{HERE / 'ablation_prompts' / 'history_first'}]", "model.attention_dropout=0.1"],
     "attention_0.1": ["model.attention_dropout=0.1"],
     "text_ids": ["ids.representation=text"],
-    "t5_tiny": ["model.backbone=tiny", "model.architecture=t5", "ids.representation=text"],
+    "t5_tiny": ["model.backbone=tiny", "model.architecture=t5", "ids.representation=text", "train.epochs=30"],
 }
 
 
