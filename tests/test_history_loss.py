@@ -175,3 +175,18 @@ def test_random_batches_when_length_grouping_is_off():
     assert sorted(i for b in random for i in b) == list(range(400))
     spread = [np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in x]) for x in (grouped, random)]
     assert spread[0] < 15 < spread[1]  # grouped batches hold similar lengths, random ones do not
+
+
+def test_a_time_budget_stops_after_the_epoch_in_progress_and_keeps_the_best_weights():
+    from p5rec.pipeline import fit
+
+    config = tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 10},
+        train={"epochs": 50, "batch_size": 16, "log_every": 5, "max_minutes": 1e-6},
+    )
+    result = fit(config, progress=False)
+    assert result.train.steps > 0 and result.train.best_metric is not None
+    assert result.train.log[-1]["stopped"] == "max_minutes" and result.train.log[-1]["epoch"] == 0
+    with pytest.raises(ValueError, match=r"`max_minutes` \(0.0\) must be > 0"):
+        tiny_config(train={"max_minutes": 0})

@@ -57,6 +57,8 @@ class TrainConfig:
             LengthGroupedSampler); False: random batches, as SASRec draws them; None: the recipe
             chooses (random batches with the history loss: on Beauty grouped batches, whose users all
             have histories of one length, halved how fast next-item NDCG rose in the first epochs).
+        max_minutes: a training budget: no new epoch starts once this many minutes have passed
+            (validation included); the best validated weights are kept as with early stopping.
     """
 
     epochs: int = 200
@@ -85,8 +87,11 @@ class TrainConfig:
     loss_on_prompt: bool = False
     history_loss: bool = True
     group_by_length: bool | None = None
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"`max_minutes` ({self.max_minutes!r}) must be > 0, or null for no budget")
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.grad_accum < 1:

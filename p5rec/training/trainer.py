@@ -89,7 +89,7 @@ def train(
             early stopping on `config.early_stopping_metric` and best-model restore.
         on_step: called after every optimizer step (and checkpoint) with (step, loop state).
     """
-    from accelerate.utils import set_seed
+    from accelerate.utils import broadcast_object_list, set_seed
 
     # 1. Set up: checks, seed, accelerator, learned task weights, the first epoch's data.
     config.check_installed()
@@ -178,6 +178,12 @@ def train(
                         log.record({"epoch": epoch, "step": state["step"], **metrics})
                 if validate is not None and not config.eval_every:
                     state["stopped"] = stopping.validate(model, validate)
+                if config.max_minutes is not None and not state["stopped"]:
+                    # The main process's clock decides, so every process stops after the same epoch.
+                    over = time.perf_counter() - start > 60 * config.max_minutes
+                    if broadcast_object_list([over])[0]:
+                        state["stopped"] = True
+                        log.record({"step": state["step"], "epoch": epoch, "stopped": "max_minutes"})
             state["epoch"], state["batch"] = epoch + 1, 0
     finally:
         bar.close()
