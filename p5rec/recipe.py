@@ -15,8 +15,8 @@ benchmark:
 * sequential positions ("auto"): "last" (one example per user and epoch) when the history loss
   already trains every position, that is for a decoder-only model with one token per item; else
   "all" (every prefix of a history is an example, as P5 and SASRec's data augmentation).
-* batches (`train.group_by_length` None): random, as SASRec draws them, when the history loss
-  trains; grouped by length otherwise (less padding for long, varied prompts).
+* batches (`train.group_by_length` None): one task per batch, random for prompts with a history
+  (as SASRec draws them), when the history loss trains; grouped by length across tasks otherwise.
 * task mixture: a task the config does not weigh gets at most as many examples per epoch as there
   are users (T5's examples-proportional mixing with a limit), so review tasks, which have one
   example per review, do not make each epoch several times longer than the next-item task that

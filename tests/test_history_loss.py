@@ -190,3 +190,20 @@ def test_a_time_budget_stops_after_the_epoch_in_progress_and_keeps_the_best_weig
     assert result.train.log[-1]["stopped"] == "max_minutes" and result.train.log[-1]["epoch"] == 0
     with pytest.raises(ValueError, match=r"`max_minutes` \(0.0\) must be > 0"):
         tiny_config(train={"max_minutes": 0})
+
+
+def test_task_batches_hold_one_task_each_random_where_asked():
+    import numpy as np
+
+    from p5rec.training.collate import task_batches
+
+    rng = np.random.default_rng(0)
+    tasks = ["sequential"] * 45 + ["review_summary"] * 37
+    lengths = list(rng.integers(20, 60, size=45)) + list(rng.integers(50, 500, size=37))
+    batches = task_batches(tasks, lengths, 10, np.random.default_rng(1), {"sequential"})
+    assert sorted(i for b in batches for i in b) == list(range(82))
+    assert all(len(b) == 10 for b in batches[:-1]) and 0 < len(batches[-1]) <= 10  # only the last is short
+    whole = [b for b in batches if len(b) == 10 and len({tasks[i] for i in b}) == 1]
+    assert len(whole) == 4 + 3  # every full batch of one task; the 5 + 7 left over fill mixed ones
+    reviews = [b for b in whole if tasks[b[0]] == "review_summary"]
+    assert np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in reviews]) < 150

@@ -172,3 +172,38 @@ def length_grouped_batches(
         batches += [chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size)]
     short = [batches.pop()] if batches and len(batches[-1]) < batch_size else []
     return [batches[i] for i in rng.permutation(len(batches))] + short
+
+
+def task_batches(
+    tasks: Sequence[str],
+    lengths: Sequence[int],
+    batch_size: int,
+    rng: np.random.Generator,
+    random_tasks: frozenset[str] | set[str] = frozenset(),
+) -> list[list[int]]:
+    """Batches that each hold one task's examples: random ones for `random_tasks`, length-grouped
+    (`length_grouped_batches`) for the others; the batch order is shuffled.
+
+    Why: a batch mixing a 40-token next-item prompt with 500-token reviews pads everything to 500,
+    while grouping next-item prompts by length puts users with equally long histories together,
+    which slowed learning (Beauty's valid NDCG@10 rose half as fast). The remainders of the tasks
+    fill mixed batches at the end, of which only the last may be short (see `length_grouped_batches`).
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}")
+    by_task: dict[str, list[int]] = {}
+    for i, task in enumerate(tasks):
+        by_task.setdefault(task, []).append(i)
+    full: list[list[int]] = []
+    rest: list[int] = []
+    for task in sorted(by_task):
+        rows = by_task[task]
+        if task in random_tasks:
+            order = [rows[i] for i in rng.permutation(len(rows))]
+            chunks = [order[j : j + batch_size] for j in range(0, len(order), batch_size)]
+        else:
+            chunks = [[rows[i] for i in b] for b in length_grouped_batches([lengths[i] for i in rows], batch_size, rng)]
+        for chunk in chunks:
+            (full.append(chunk) if len(chunk) == batch_size else rest.extend(chunk))
+    tail = [rest[j : j + batch_size] for j in range(0, len(rest), batch_size)]
+    return [full[i] for i in rng.permutation(len(full))] + tail

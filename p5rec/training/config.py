@@ -53,10 +53,11 @@ class TrainConfig:
         history_loss: decoder-only backbones with one token per item ID (`ids.representation:
             tokens`): each history item shown in a prompt is also trained to predict the item after
             it, SASRec's objective inside the prompt (`collate.history_labels`); ignored otherwise.
-        group_by_length: batch prompts of similar length together (little padding; transformers'
-            LengthGroupedSampler); False: random batches, as SASRec draws them; None: the recipe
-            chooses (random batches with the history loss: on Beauty grouped batches, whose users all
-            have histories of one length, halved how fast next-item NDCG rose in the first epochs).
+        group_by_length: True: batch prompts of similar length together, across tasks (little
+            padding; transformers' LengthGroupedSampler). False: each batch holds one task, random
+            for prompts with a history (as SASRec draws them), length-grouped for the others
+            (`collate.task_batches`). None: the recipe chooses (False with the history loss: on Beauty,
+            batches of users with equally long histories halved how fast next-item NDCG rose).
         max_minutes: a training budget: no new epoch starts once this many minutes have passed
             (validation included); the best validated weights are kept as with early stopping.
     """

@@ -15,7 +15,14 @@ from transformers import PreTrainedTokenizerBase
 
 from p5rec.modeling.config import ModelConfig
 from p5rec.templates.render import Example
-from p5rec.training.collate import CausalCollator, Seq2SeqCollator, encode, history_labels, length_grouped_batches
+from p5rec.training.collate import (
+    CausalCollator,
+    Seq2SeqCollator,
+    encode,
+    history_labels,
+    length_grouped_batches,
+    task_batches,
+)
 from p5rec.training.config import TrainConfig
 from p5rec.training.weighting import group_of
 
@@ -96,9 +103,11 @@ class EpochLoader:
                 [e.meta.get("next_id") for e in examples],
             )
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
-        batches = length_grouped_batches(
-            lengths, config.batch_size, rng, mega_factor=1 if config.group_by_length is False else 50
-        )
+        if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
+            with_history = {e.task for e in examples if e.meta.get("history_ids")}
+            batches = task_batches([e.task for e in examples], lengths, config.batch_size, rng, with_history)
+        else:
+            batches = length_grouped_batches(lengths, config.batch_size, rng)
         if self.encoder_decoder:
             collate = Seq2SeqCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
         else:
