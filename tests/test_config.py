@@ -66,6 +66,8 @@ def test_numeric_text_becomes_a_number_for_numeric_fields(tmp_path):
         ("train.epochs=2.5", r"`epochs` must be int, got 2.5 \(a whole number\)"),
         ("train.learning_rate=nan", r"`learning_rate` must be a number"),
         ("train.plot=maybe", r"`plot` must be true or false, got 'maybe'"),
+        ("train.weight_decay=-0.1", r"`weight_decay` must be >= 0, got -0.1"),
+        ("train.max_grad_norm=0", r"`max_grad_norm` must be > 0"),
         ("output_dir=", r"`output_dir` \(''\) is empty: .*give a folder"),
         ("output_dir=  ", r"`output_dir` \('  '\) is empty"),
     ],

@@ -99,6 +99,10 @@ class TrainConfig:
             raise ValueError(f"`batch_size` ({self.batch_size}) and `grad_accum` ({self.grad_accum}) must be >= 1")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ValueError(f"`weight_decay` must be >= 0, got {self.weight_decay}")
+        if self.max_grad_norm <= 0:
+            raise ValueError(f"`max_grad_norm` must be > 0 (it clips the gradient norm), got {self.max_grad_norm}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"`mixed_precision` must be one of {PRECISIONS}, got {self.mixed_precision!r}")
         if not 0 <= self.warmup_ratio < 1:
