@@ -7,6 +7,7 @@ alone (`p5rec train --data DATA --set ...`) and scored on the test split with `p
 
     python benchmarks/bench_ablations.py --data data/musical_instruments --out runs/ablations/mi
     python benchmarks/bench_ablations.py --data data/musical_instruments --only recipe,no_history_loss
+    python benchmarks/bench_ablations.py --data data/gift_cards --set train.max_minutes=10
 
 Variants (names for --only):
     recipe              the default recipe
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--max-templates", type=int, default=1, help="templates per split scored (0: all)")
     parser.add_argument("--seed", type=int, default=0, help="train.seed of every variant")
     parser.add_argument("--threads", type=int, help="torch threads (default: p5rec's choice)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="override for every variant")
     args = parser.parse_args()
 
     from p5rec.cli.main import main as p5rec
@@ -62,7 +64,7 @@ def main() -> None:
     rows = []
     for k, name in enumerate(names):
         out = Path(args.out) / name
-        sets = [*SEQUENTIAL_ONLY, f"train.seed={args.seed}", *VARIANTS[name]]
+        sets = [*SEQUENTIAL_ONLY, f"train.seed={args.seed}", *args.overrides, *VARIANTS[name]]
         train = ["train", "--data", args.data, "--output", str(out / "model"), "--no-progress", *threads]
         train += [x for s in sets for x in ("--set", s)]
         evaluate = ["evaluate", "--model", str(out / "model"), "--out", str(out / "eval"), "--tasks", "sequential"]
