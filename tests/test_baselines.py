@@ -305,3 +305,20 @@ def test_bpr_ranks_the_users_own_taste_first_and_folds_in_new_users():
     assert model.recommend([["y"]], k=1)[0][0] in {"x", "z"}
     with pytest.raises(ValueError, match=r"`factors` \(0\) must be a positive integer"):
         BPRConfig(factors=0)
+
+
+@pytest.mark.parametrize("config", [BPRConfig, BiasedMFConfig, SASRecConfig])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"epochs": 0}, r"`epochs` \(0\) must be a positive integer$"),
+        ({"batch_size": True}, r"`batch_size` \(True\) must be a positive integer$"),
+        ({"patience": 0}, r"`patience` \(0\) must be a positive integer or None"),
+        ({"patience": 2.5}, r"`patience` \(2.5\) must be a positive integer or None"),
+        ({"num_threads": 0}, r"`num_threads` \(0\) must be a positive integer or None"),
+    ],
+)
+def test_baseline_configs_name_a_bad_count(config, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        config(**kwargs)
+    assert config(patience=None).patience is None  # None: no early stopping

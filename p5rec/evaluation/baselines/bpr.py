@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from p5rec.evaluation.baselines._ranking import CatalogRanker
-from p5rec.evaluation.baselines._torch import check_threads, torch_threads
+from p5rec.evaluation.baselines._torch import check_counts, torch_threads
 from p5rec.evaluation.metrics import ndcg_at_k
 
 
@@ -51,15 +51,9 @@ class BPRConfig:
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for name in ("factors", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
+        check_counts(self, ("factors", "epochs", "batch_size"))
         if not self.lr > 0 or not self.weight_decay >= 0:
             raise ValueError(f"`lr` ({self.lr!r}) must be > 0 and `weight_decay` ({self.weight_decay!r}) >= 0")
-        if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
-            raise ValueError(f"`patience` ({self.patience!r}) must be a positive integer or None")
-        check_threads(self.num_threads)
 
 
 class BPRMF(CatalogRanker):

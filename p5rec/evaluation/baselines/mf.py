@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from p5rec.evaluation.baselines._torch import check_threads, torch_threads
+from p5rec.evaluation.baselines._torch import check_counts, torch_threads
 
 _OPTIMIZERS = ("adam", "sgd")
 
@@ -48,10 +48,7 @@ class BiasedMFConfig:
     num_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        for name in ("factors", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
+        check_counts(self, ("factors", "epochs", "batch_size"))
         if self.optimizer not in _OPTIMIZERS:
             raise ValueError(f"`optimizer` ({self.optimizer!r}) must be one of {_OPTIMIZERS}")
         for name in ("lr", "init_std"):
@@ -59,9 +56,6 @@ class BiasedMFConfig:
                 raise ValueError(f"`{name}` ({getattr(self, name)!r}) must be > 0")
         if not self.reg >= 0:
             raise ValueError(f"`reg` ({self.reg!r}) must be >= 0")
-        if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
-            raise ValueError(f"`patience` ({self.patience!r}) must be a positive integer or None")
-        check_threads(self.num_threads)
 
 
 class BiasedMF:

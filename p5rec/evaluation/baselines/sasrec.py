@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from p5rec.evaluation.baselines._ranking import CatalogRanker
-from p5rec.evaluation.baselines._torch import check_threads, torch_threads
+from p5rec.evaluation.baselines._torch import check_counts, torch_threads
 from p5rec.evaluation.metrics import ndcg_at_k
 
 
@@ -69,18 +69,7 @@ class SASRecConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in (
-            "hidden_size",
-            "num_blocks",
-            "num_heads",
-            "max_len",
-            "epochs",
-            "batch_size",
-            "eval_every",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` ({value!r}) must be a positive integer")
+        check_counts(self, ("hidden_size", "num_blocks", "num_heads", "max_len", "epochs", "batch_size", "eval_every"))
         if self.hidden_size % self.num_heads:
             raise ValueError(f"`hidden_size` ({self.hidden_size}) must be divisible by `num_heads` ({self.num_heads})")
         if not 0.0 <= self.dropout < 1.0:
@@ -89,9 +78,6 @@ class SASRecConfig:
             raise ValueError(f"`lr` ({self.lr!r}) must be > 0")
         if not self.weight_decay >= 0:
             raise ValueError(f"`weight_decay` ({self.weight_decay!r}) must be >= 0")
-        if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
-            raise ValueError(f"`patience` ({self.patience!r}) must be a positive integer or None")
-        check_threads(self.num_threads)
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"`device` ({self.device!r}) must be 'auto', 'cpu' or 'cuda[:N]'")
 
