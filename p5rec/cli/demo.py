@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
         help="train and evaluate on built-in data, then recommend (offline, CPU, minutes)",
-        description="Generate the built-in dataset, train a small model on every task, evaluate it next to a "
-        "popularity baseline, save it, reload it and print recommendations.",
+        description="Generate the built-in dataset, train a small model on every task, evaluate it next to "
+        "MostPop, ItemKNN and SASRec on the same users, save it, reload it and print recommendations.",
     )
     p.add_argument("--config", help="YAML run config layered over the demo settings")
     add_override_argument(p)
