@@ -128,7 +128,8 @@ def _device() -> str:
 
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} torch threads"
+    n = torch.get_num_threads()
+    return f"CPU ({platform.processor() or platform.machine()}), {n} torch thread{'s' if n != 1 else ''}"
 
 
 if __name__ == "__main__":
