@@ -79,6 +79,22 @@ def test_the_collator_puts_history_labels_into_the_prompt(tokenizer):
     assert labelled == {p: t, n: tokenizer.convert_tokens_to_ids("<item_3>"), n + 1: tokenizer.eos_token_id}
 
 
+def test_collated_rows_of_different_lengths_keep_their_own_labels(tokenizer):
+    prompts = ["<item_1> , <item_2>", "which item follows <item_4> , <item_5> , <item_6>"]
+    histories = [["<item_1>", "<item_2>"], ["<item_4>", "<item_5>", "<item_6>"]]
+    enc = encode(tokenizer, prompts, ["<item_3>", "<item_7>"], 64, 8)
+    enc.prompt_labels = history_labels(tokenizer, enc.input_ids, histories, ["<item_3>", "<item_7>"])
+    for on_prompt in (False, True):
+        batch = CausalCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id, on_prompt)([1, 0])
+        for k, i in enumerate([1, 0]):
+            n, row = len(enc.input_ids[i]), batch["labels"][k].tolist()
+            want = dict(enc.prompt_labels[i]) | {n: enc.labels[i][0], n + 1: tokenizer.eos_token_id}
+            if on_prompt:  # every prompt token but the first is a target too
+                want = {p: t for p, t in enumerate(enc.input_ids[i]) if p > 0} | want
+            assert {p: t for p, t in enumerate(row) if t != -100} == want
+            assert row[n + 2 :] == [-100] * (len(row) - n - 2)  # padding carries no loss
+
+
 @pytest.mark.parametrize("architecture", ["gpt_neox", "gpt2", "llama"])
 def test_the_sparse_objective_equals_the_models_own_loss(tokenizer, architecture):
     model = build_scratch_model(

@@ -136,12 +136,17 @@ class CausalCollator:
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         rows = [self.encoded.input_ids[i] + self.encoded.labels[i] for i in indices]
         batch = pad_rows(rows, self.pad)
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        ids = batch["input_ids"]
+        # No loss on the prompt (or only on its first token, with `loss_on_prompt`), nor on padding.
+        starts = torch.tensor([1 if self.loss_on_prompt else len(self.encoded.input_ids[i]) for i in indices])
+        prompt = torch.arange(ids.shape[1]) < starts[:, None]
+        labels = ids.masked_fill(prompt | (batch["attention_mask"] == 0), -100)
         extra = self.encoded.prompt_labels
-        for k, i in enumerate(indices):
-            labels[k, : 1 if self.loss_on_prompt else len(self.encoded.input_ids[i])] = -100
-            for position, token in extra[i] if extra is not None else ():
-                labels[k, position] = token
+        if extra is not None:  # all rows' (position, token) losses in one indexed write
+            cells = [(k, p, t) for k, i in enumerate(indices) for p, t in extra[i]]
+            if cells:
+                rows, positions, tokens = torch.tensor(cells).unbind(1)
+                labels[rows, positions] = tokens
         batch["labels"] = labels
         return _with_groups(batch, self.encoded, indices)
 
@@ -203,7 +208,7 @@ def task_batches(
             chunks = [order[j : j + batch_size] for j in range(0, len(order), batch_size)]
         else:
             chunks = [[rows[i] for i in b] for b in length_grouped_batches([lengths[i] for i in rows], batch_size, rng)]
-        for chunk in chunks:
-            (full.append(chunk) if len(chunk) == batch_size else rest.extend(chunk))
+        full += [c for c in chunks if len(c) == batch_size]
+        rest += [i for c in chunks if len(c) < batch_size for i in c]
     tail = [rest[j : j + batch_size] for j in range(0, len(rest), batch_size)]
     return [full[i] for i in rng.permutation(len(full))] + tail
