@@ -273,6 +273,8 @@ def test_score_pairs_reads_the_same_scores_recommend_ranks_by():
         knn.score_pairs([["b"]], ["a", "c"])
     with pytest.raises(ValueError, match="'zz', which is not in the catalog"):
         knn.score_pairs([["b"]], ["zz"])
+    with pytest.raises(ValueError, match=r"`users` must hold one user ID per history \(2\)"):
+        knn.score_pairs([["b"], ["c"]], ["a", "d"], users=["u1"])
 
 
 def test_retrieval_explainer_copies_the_items_explanation_then_the_features():

@@ -9,7 +9,7 @@ differences between baselines come from the scores alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -160,12 +160,8 @@ class CatalogRanker(ABC):
         items = self._require_fitted()
         k = check_k(k)
         encoded = self._encode_histories(histories)
-        _check_users(users, len(encoded))
         ranked: list[list[str]] = []
-        for start in range(0, len(encoded), _SCORE_BATCH):
-            batch = encoded[start : start + _SCORE_BATCH]
-            who = None if users is None else list(users[start : start + _SCORE_BATCH])
-            scores = np.asarray(self._score_users(batch, who), dtype=np.float64)
+        for _, batch, scores in self._scored_batches(encoded, users):
             if exclude_seen:
                 for row, seen in enumerate(batch):
                     scores[row, seen] = -np.inf
@@ -189,15 +185,21 @@ class CatalogRanker(ABC):
         if unknown:
             raise ValueError(f"`items` contains {unknown[0]!r}, which is not in the catalog passed to fit()")
         encoded = self._encode_histories(histories)
-        _check_users(users, len(encoded))
         columns = np.array([self._index[i] for i in items], dtype=np.int64)
         out = np.empty(len(items), dtype=np.float64)
-        for start in range(0, len(encoded), _SCORE_BATCH):
-            who = None if users is None else list(users[start : start + _SCORE_BATCH])
-            scores = np.asarray(self._score_users(encoded[start : start + _SCORE_BATCH], who), dtype=np.float64)
-            rows = np.arange(len(scores))
-            out[start : start + len(scores)] = scores[rows, columns[start : start + len(scores)]]
+        for start, _, scores in self._scored_batches(encoded, users):
+            out[start : start + len(scores)] = scores[np.arange(len(scores)), columns[start : start + len(scores)]]
         return out
+
+    def _scored_batches(
+        self, encoded: list[np.ndarray], users: Sequence[str] | None
+    ) -> Iterator[tuple[int, list[np.ndarray], np.ndarray]]:
+        """(offset, histories, float64 catalog scores) per batch of `_SCORE_BATCH` histories."""
+        _check_users(users, len(encoded))
+        for start in range(0, len(encoded), _SCORE_BATCH):
+            batch = encoded[start : start + _SCORE_BATCH]
+            who = None if users is None else list(users[start : start + _SCORE_BATCH])
+            yield start, batch, np.asarray(self._score_users(batch, who), dtype=np.float64)
 
 
 def _check_users(users: Sequence[str] | None, n: int) -> None:
