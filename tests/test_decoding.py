@@ -427,3 +427,29 @@ def sp_tokenizer():
     )  # fmt: skip
     sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
     return T5Tokenizer(vocab=[(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())], extra_ids=0)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_next_item_percentile_reads_the_distribution_after_the_last_history_item(kind):
+    from p5rec.decoding.affinity import next_item_percentile
+
+    model = _gpt2() if kind == "gpt2" else _llama()
+    items = torch.arange(20, 30)  # item k is token 20 + k
+    # Words (3..9), history items, the asked item; the second row is shorter, so left-padded.
+    rows = [[3, 4, 21, 5, 22, 23, 6, 7, 25], [3, 24, 5, 26, 6, 20]]
+    asked = [5, 0]
+    width = max(map(len, rows))
+    batch = {
+        "input_ids": torch.tensor([[0] * (width - len(r)) + r for r in rows]),
+        "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows]),
+    }
+    got = next_item_percentile(model, batch, items, asked)
+    for row, ask, value, last in zip(rows, asked, got, (5, 3)):  # index of the last history item, unpadded
+        with torch.no_grad():
+            scores = model(input_ids=torch.tensor([row])).logits[0, last, items]
+        assert value.item() == pytest.approx(float((scores < scores[ask]).sum()) / len(items))
+    with pytest.raises(ValueError, match="prompt 0 holds no item besides the asked one"):
+        next_item_percentile(model, {"input_ids": torch.tensor([[3, 4, 25]])}, items, [5])
+    with pytest.raises(ValueError, match="`asked` has 1 items for 2 prompts"):
+        next_item_percentile(model, batch, items, [5])
+

@@ -176,15 +176,15 @@ class _YesNoStub:
         self.items = items
         self.answers = None
 
-    def answer_distribution(self, prompts, answers):
-        self.answers = answers
-        return [[p, 1 - p] for p in self.p_yes]
+    def yes_probability(self, prompts, items, answers):
+        self.answers, self.asked = answers, items
+        return list(self.p_yes)
 
     def generate_text(self, prompts, max_new_tokens=None, num_beams=1):
         raise AssertionError("yes/no is read off P(yes) and P(no), never generated as free text")
 
 
-def test_yes_no_is_read_off_the_answer_probabilities(tiny_fit):
+def test_yes_no_is_read_off_the_predictors_yes_probability(tiny_fit):
     predictor = tiny_fit.recommender.predictor
     cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1)
     stub = _YesNoStub(predictor.items)
@@ -201,6 +201,7 @@ def test_yes_no_is_read_off_the_answer_probabilities(tiny_fit):
     m = _score("direct_yesno", examples[:12], stub, predictor.items, cfg)
     n_pos = labels.count(True)
     assert stub.answers == ("yes", "no")  # the template's own renderings
+    assert stub.asked == predictor.items.positions([e.item for e in examples[:12]], "items")  # the asked items
     assert m["accuracy"] == pytest.approx((len(labels) - 1) / len(labels))
     assert m["auc"] == pytest.approx((n_pos - 1) / n_pos)  # its pairs with every negative are lost: 1/n_pos
     assert set(m) == {"accuracy", "auc"}  # no free text to parse: nothing can be invalid
@@ -221,3 +222,39 @@ def test_yes_no_baselines_score_the_models_pairs_with_the_rankers_own_scores(tin
     assert list(pop.score_pairs([e.meta["history"] for e in pairs], [e.item for e in pairs])) == [
         float(counts[e.item]) for e in pairs
     ]
+
+
+def test_a_model_trained_with_the_history_loss_answers_yes_no_from_its_next_item_distribution(tiny_fit):
+    from p5rec.decoding.affinity import next_item_percentile
+    from p5rec.recipe import trains_history
+
+    rec = tiny_fit.recommender
+    assert trains_history(rec.config) and rec.predictor.yes_no_readout == "next_item"
+    builder = tiny_fit.prepared.builder
+    template = builder.usable_templates("direct_yesno", "seen")[0]
+    examples = builder.eval_examples("direct_yesno", "test", np.random.default_rng(0), [template.id])[:8]
+    asked = rec.items.positions([e.item for e in examples], "items")
+    got = rec.predictor.yes_probability([e.input for e in examples], asked)
+    batch = rec.tokenizer([e.input for e in examples[:1]], add_special_tokens=False, return_tensors="pt")
+    first = next_item_percentile(rec.model, dict(batch), rec.predictor.trie.item_tokens[:, 0], asked[:1])
+    assert all(0.0 <= p < 1.0 for p in got) and got[0] == pytest.approx(float(first[0]))
+    with pytest.raises(ValueError, match="`items` has 1 entries for 8 prompts"):
+        rec.predictor.yes_probability([e.input for e in examples], asked[:1])
+
+
+def test_the_next_item_readout_is_refused_where_it_cannot_apply(tiny_fit):
+    from p5rec.decoding import Predictor
+
+    rec = tiny_fit.recommender
+    t5 = _t5_like(len(rec.tokenizer))
+    with pytest.raises(ValueError, match="needs a decoder-only model with one token per item"):
+        Predictor(t5, rec.tokenizer, rec.items, yes_no_readout="next_item")
+    with pytest.raises(ValueError, match=r"`yes_no_readout` \('maybe'\) must be one of"):
+        Predictor(rec.model, rec.tokenizer, rec.items, yes_no_readout="maybe")
+
+
+def _t5_like(vocab: int):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    config = T5Config(vocab_size=vocab, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8)
+    return T5ForConditionalGeneration(config)

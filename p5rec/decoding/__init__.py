@@ -1,10 +1,11 @@
-"""Stage 6: constrained decoding: item IDs from a tensor trie, exact scorers, rating and answer read-outs."""
+"""Stage 6: constrained decoding: item IDs from a tensor trie, exact scorers, rating, answer and next-item read-outs."""
 
 from p5rec._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        "p5rec.decoding.affinity": ("next_item_percentile",),
         "p5rec.decoding.beams": ("DEFAULT_NUM_BEAMS", "beam_width"),
         "p5rec.decoding.generate": ("recommend_items", "score_items", "score_targets"),
         "p5rec.decoding.predictor": ("Predictor",),

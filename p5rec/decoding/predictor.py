@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from p5rec.decoding.affinity import next_item_percentile
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, rating_distribution
@@ -23,6 +24,8 @@ from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.inputs import encode_prompts
 from p5rec.templates.tasks import RATING_VALUES
+
+YES_NO_READOUTS = ("answer", "next_item")
 
 
 class Predictor:
@@ -35,6 +38,10 @@ class Predictor:
             `items.id_at(i)`), and `exclude` / `candidates` are given as positions too.
         max_input_length / max_target_length: token limits used in training.
         batch_size: prompts per forward pass.
+        yes_no_readout: how `yes_probability` answers a yes/no prompt: "answer" (the probability of
+            the "yes" answer) or "next_item" (where the asked item stands in the next-item
+            distribution after the history, :mod:`p5rec.decoding.affinity`: decoder-only models
+            with one token per item, trained with the history loss).
     """
 
     def __init__(
@@ -45,7 +52,10 @@ class Predictor:
         max_input_length: int = 512,
         max_target_length: int = 64,
         batch_size: int = 32,
+        yes_no_readout: str = "answer",
     ) -> None:
+        if yes_no_readout not in YES_NO_READOUTS:
+            raise ValueError(f"`yes_no_readout` ({yes_no_readout!r}) must be one of {YES_NO_READOUTS}")
         self.model, self.tokenizer = model.eval(), tokenizer
         if not isinstance(items, ItemIndex):
             raise TypeError(f"`items` must be the catalog's ItemIndex, got {type(items).__name__}")
@@ -53,6 +63,12 @@ class Predictor:
         self.max_input_length, self.max_target_length, self.batch_size = max_input_length, max_target_length, batch_size
         self.trie = ItemTrie(items.token_sequences(tokenizer), tokenizer.eos_token_id)
         self.encoder_decoder = is_encoder_decoder(model)
+        if yes_no_readout == "next_item" and (self.encoder_decoder or self.trie.item_lengths.max() > 2):
+            raise ValueError(
+                "`yes_no_readout='next_item'` needs a decoder-only model with one token per item "
+                "(`ids.representation: tokens`, flat IDs); use 'answer'"
+            )
+        self.yes_no_readout = yes_no_readout
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -139,6 +155,28 @@ class Predictor:
         with self._lock:
             for _, batch in self._batches(prompts):
                 out += answer_distribution(self.model, batch, self.tokenizer, tuple(answers)).tolist()
+        return out
+
+    @torch.inference_mode()
+    def yes_probability(
+        self, prompts: Sequence[str], items: Sequence[int], answers: Sequence[str] = ("yes", "no")
+    ) -> list[float]:
+        """Per yes/no prompt about catalog item `items[i]` (a position), a score in [0, 1] for "yes".
+
+        With the "answer" read-out, P(answers[0]) renormalised over the two answers; with "next_item",
+        the share of the catalog the model ranks below the asked item after the prompt's history.
+        Either way every prompt gets a score: there is no answer text to fail to parse.
+        """
+        if len(items) != len(prompts):
+            raise ValueError(f"`items` has {len(items)} entries for {len(prompts)} prompts: give one item per prompt")
+        if self.yes_no_readout == "answer":
+            return [row[0] for row in self.answer_distribution(prompts, answers)]
+        tokens = self.trie.item_tokens[:, 0]
+        out: list[float] = []
+        with self._lock:
+            for start, batch in self._batches(prompts):
+                asked = items[start : start + batch["input_ids"].shape[0]]
+                out += next_item_percentile(self.model, batch, tokens, asked).tolist()
         return out
 
     @torch.inference_mode()

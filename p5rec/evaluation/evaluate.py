@@ -146,7 +146,7 @@ def _score(
         # The template's own renderings of the two answers ("yes"/"no" unless a custom template differs).
         yes = next((e.target for e in examples if e.meta["label"]), "yes")
         no = next((e.target for e in examples if not e.meta["label"]), "no")
-        p_yes = [row[0] for row in predictor.answer_distribution(prompts, (yes, no))]
+        p_yes = predictor.yes_probability(prompts, items.positions([e.item for e in examples], "items"), (yes, no))
         metrics = {
             "accuracy": sum((p > 0.5) == t for p, t in zip(p_yes, truth)) / len(examples),
             "auc": binary_auc(p_yes, truth),
