@@ -79,3 +79,20 @@ def test_training_lowers_the_loss(tiny_fit):
 def test_only_the_last_batch_may_be_short():
     batches = length_grouped_batches([5] * 105, 10, np.random.default_rng(0), mega_factor=2)
     assert [len(b) for b in batches[:-1]] == [10] * 10 and len(batches[-1]) == 5
+
+
+def test_epoch_tokenization_equals_the_tokenizers_own_call(tiny_fit):
+    # The fast path (the Rust backend, once per distinct text) must give exactly the wrapper's tokens.
+    from p5rec.modeling.inputs import CHECKED_TEXTS, tokenize
+
+    tok = tiny_fit.recommender.tokenizer
+    examples = tiny_fit.prepared.builder.train_examples(np.random.default_rng(0))
+    prompts, targets = [e.input for e in examples], [e.target for e in examples]
+    assert len(prompts) > CHECKED_TEXTS and any("<item_" in p for p in prompts)
+    for texts in (prompts, targets, prompts[:5], []):
+        assert tokenize(tok, texts) == (tok(texts, add_special_tokens=False)["input_ids"] if texts else [])
+    tok.backend_tokenizer.enable_padding(pad_id=tok.pad_token_id)  # a backend left padding: the plain call
+    try:
+        assert tokenize(tok, prompts) == tok(prompts, add_special_tokens=False)["input_ids"]
+    finally:
+        tok.backend_tokenizer.no_padding()

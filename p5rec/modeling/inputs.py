@@ -12,6 +12,30 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+CHECKED_TEXTS = 64  # texts tokenized both ways before the fast path is trusted
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
+    """``tokenizer(texts, add_special_tokens=False)["input_ids"]``, in half the time for an epoch.
+
+    The Rust tokenizer behind a fast tokenizer is called directly, once per distinct text: the
+    Python wrapper's per-text bookkeeping took half of the 7.4 s an epoch of Beauty prompts and
+    targets took, and the targets are few distinct strings (item IDs, "yes"/"no"). The first texts
+    are checked against the wrapper; a slow tokenizer, or one with padding or truncation switched
+    on in its backend, gets the plain call.
+    """
+    texts = list(texts)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    plain = len(texts) <= CHECKED_TEXTS or backend is None or backend.padding or backend.truncation
+    if plain:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    distinct = list(dict.fromkeys(texts))
+    ids = {t: e.ids for t, e in zip(distinct, backend.encode_batch(distinct, add_special_tokens=False))}
+    out = [ids[t] for t in texts]
+    if out[:CHECKED_TEXTS] != tokenizer(texts[:CHECKED_TEXTS], add_special_tokens=False)["input_ids"]:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return out
+
 
 def truncate_prompt(ids: Sequence[int], max_input_length: int) -> list[int]:
     """The last `max_input_length - 1` tokens of a prompt (one place is left for eos)."""

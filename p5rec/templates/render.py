@@ -81,6 +81,8 @@ class ExampleBuilder:
         every = {v for spec in TASKS.values() for v in spec.variables}
         self.available = frozenset(every if any(self.titles.values()) else every - TITLE_VARIABLES)
         # Whole columns as lists once: row access on an Arrow-backed table is slow in loops.
+        # Raw item ID -> ID string in one dict: the renderer looks up over a million per Beauty epoch.
+        self._item_id = {raw: items.id_of(raw) for raw in data.item_ids}
         self._cols = {
             c: data.column("interactions", c)
             for c in ("user_id", "item_id", "rating", "review", "summary", "feature", "explanation")
@@ -94,16 +96,21 @@ class ExampleBuilder:
     def train_examples(self, rng: np.random.Generator, limit: int | None = None) -> list[Example]:
         """One epoch of training examples: each context rendered with one random *seen* template.
 
-        `limit`: render only that many, drawn at random from the epoch (a tokenizer's text sample);
-        the generator is drawn from exactly as for the whole epoch.
+        `limit`: render at most that many, drawn at random from the contexts of `limit` random users
+        (a tokenizer's text sample): building every context of a large dataset (negatives, ID
+        strings) costs as much as the epoch itself, 3 s on Beauty.
         """
+        users = None
+        if limit is not None and len(self.splits.sequences) > limit:
+            every = list(self.splits.sequences)
+            users = {every[i] for i in rng.choice(len(every), limit, replace=False)}
         chosen: list[tuple[PromptTemplate, dict[str, Any]]] = []
         for task in TASKS:
             weight = self.config.weight(task)
             templates = self.usable_templates(task, "seen")
             if weight == 0 or not templates:
                 continue
-            contexts = list(self._contexts(task, "train", rng))
+            contexts = list(self._contexts(task, "train", rng, users))
             for ctx in _resample(contexts, weight, rng):
                 chosen.append((templates[int(rng.integers(len(templates)))], ctx))
         order = rng.permutation(len(chosen))
@@ -144,21 +151,31 @@ class ExampleBuilder:
     def _vars(self, task: str, user: str, item: str, history: list[str] | None = None, **extra: Any) -> dict[str, Any]:
         return prompt_variables(
             self.users.id_of(user) if user else "",
-            (self.items.id_of(item), self.titles.get(item, "")) if item else None,
-            None if history is None else [(self.items.id_of(i), self.titles.get(i, "")) for i in history],
+            (self._item_id[item], self.titles.get(item, "")) if item else None,
+            # Only the shown part: `prompt_variables` keeps the last `max_history` anyway.
+            None
+            if history is None
+            else [(self._item_id[i], self.titles.get(i, "")) for i in history[-self.config.max_history :]],
             self.config.max_history,
             **extra,
         )
 
-    def _contexts(self, task: str, split: str, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+    def _contexts(
+        self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The contexts of `task` in `split`, of every user or only of `users`."""
         if task in ("sequential", "direct_yesno", "direct_choice"):
-            yield from self._sequence_contexts(task, split, rng)
+            yield from self._sequence_contexts(task, split, rng, users)
         else:
-            yield from self._review_contexts(task, split)
+            yield from self._review_contexts(task, split, users)
 
-    def _sequence_contexts(self, task: str, split: str, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
-        cfg = self.config
+    def _sequence_contexts(
+        self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        cfg, item_id = self.config, self._item_id
         for user, seq in self.splits.sequences.items():
+            if users is not None and user not in users:
+                continue
             if split == "train":
                 train = seq[:-2]
                 if len(train) < 2:
@@ -174,8 +191,8 @@ class ExampleBuilder:
                 # `history_ids`: the ID strings the prompt shows (the last `max_history`, oldest first) and
                 # `next_id`: the ID string of the item that followed; training uses both to learn next-item
                 # prediction at every history position (`TrainConfig.history_loss`).
-                shown = [self.items.id_of(i) for i in history[-cfg.max_history :]]
-                meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": self.items.id_of(target)}
+                shown = [item_id[i] for i in history[-cfg.max_history :]]
+                meta: dict[str, Any] = {"history": history, "history_ids": shown, "next_id": item_id[target]}
                 if task == "sequential":
                     yield {
                         "user": user,
@@ -194,7 +211,7 @@ class ExampleBuilder:
                         "item": target,
                         "meta": meta,
                         "vars": partial(
-                            self._vars, task, user, target, history, candidates=list(map(self.items.id_of, cands))
+                            self._vars, task, user, target, history, candidates=[item_id[c] for c in cands]
                         ),
                     }
                 else:  # direct_yesno: one positive and one negative per context
@@ -207,10 +224,12 @@ class ExampleBuilder:
                             "vars": partial(self._vars, task, user, item, history, answer=answer),
                         }
 
-    def _review_contexts(self, task: str, split: str) -> Iterator[dict[str, Any]]:
+    def _review_contexts(self, task: str, split: str, users: set[str] | None = None) -> Iterator[dict[str, Any]]:
         c = self._cols
         for r in self.splits.review_rows(split):
             user, item, rating = c["user_id"][r], c["item_id"][r], float(c["rating"][r])
+            if users is not None and user not in users:
+                continue
             if task == "rating":
                 if rating <= 0:
                     continue

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from p5rec.modeling.inputs import pad_rows, truncate_prompt
+from p5rec.modeling.inputs import pad_rows, tokenize, truncate_prompt
 
 
 @dataclass
@@ -47,8 +47,7 @@ def encode(
     decoding trie tokenizes item IDs, so training and constrained decoding see the same tokens.
     """
     eos = tokenizer.eos_token_id
-    src = tokenizer(list(inputs), add_special_tokens=False)["input_ids"]
-    tgt = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
+    src, tgt = tokenize(tokenizer, inputs), tokenize(tokenizer, targets)
     src = [truncate_prompt(s, max_input_length) for s in src]
     tgt = [t[: max_target_length - 1] + [eos] for t in tgt]
     return Encoded(src, tgt)
