@@ -193,3 +193,54 @@ def test_gpu_attention_leaves_out_cudnn_only_inside_the_block():
     assert (backends.cudnn_sdp_enabled(), backends.flash_sdp_enabled(), backends.mem_efficient_sdp_enabled()) == before
     with attention_kernels("cpu"):  # CPU: nothing changes
         assert backends.cudnn_sdp_enabled() == before[0]
+
+
+def _epoch_loader(prepared, builder=None, **train):
+    from accelerate import Accelerator
+
+    from p5rec.pipeline import build_model
+    from p5rec.training.epochs import EpochLoader
+
+    config, prep = prepared
+    _, tokenizer = build_model(config, prep)
+    cfg = TrainConfig(epochs=5, batch_size=16, **train)
+    return EpochLoader(builder or prep.builder, tokenizer, cfg, config.model, Accelerator(cpu=True), False)
+
+
+def _batches(loader):
+    return [b["input_ids"].tolist() for b in loader]
+
+
+def test_the_next_epoch_is_prepared_in_the_background_and_matches_one_prepared_here(prepared):
+    on, off = _epoch_loader(prepared), _epoch_loader(prepared, prefetch=False)
+    try:
+        on(0)
+        assert on._ahead is not None and on._ahead.epoch == 1 and off._ahead is None
+        (a, n_a), (b, n_b) = on(1), off(1)
+        assert n_a == n_b and _batches(a) == _batches(b)
+        assert on._ahead.epoch == 2
+        c, _ = on(4)  # not the prefetched epoch: prepared here, the background one stopped
+        assert _batches(c) == _batches(off(4)[0]) and on._ahead is None  # the last epoch prefetches nothing
+    finally:
+        on.close()
+
+
+def test_an_error_while_preparing_in_the_background_is_raised_in_training(prepared):
+    class Failing:
+        def __init__(self, builder):
+            self.builder = builder
+
+        def train_examples(self, rng):
+            if self.failing:
+                raise ValueError("no such template: 'x'")
+            return self.builder.train_examples(rng)
+
+    source = Failing(prepared[1].builder)
+    source.failing = False
+    loader = _epoch_loader(prepared, builder=source)
+    loader(0)  # forks the child for epoch 1 before the builder starts failing: it prepares it fine
+    source.failing = True
+    loader(1)  # the child for epoch 2 inherits the failing builder
+    with pytest.raises(ValueError, match="no such template: 'x'"):
+        loader(2)
+    loader.close()

@@ -58,6 +58,9 @@ class TrainConfig:
             for prompts with a history (as SASRec draws them), length-grouped for the others
             (`collate.task_batches`). None: the recipe chooses (False with the history loss: on Beauty,
             batches of users with equally long histories halved how fast next-item NDCG rose).
+        prefetch: prepare the next epoch (render, tokenize, plan batches) in a forked process
+            while this one trains; the same batches either way. Where processes cannot fork
+            (macOS, Windows), epochs are prepared in the training process.
         max_minutes: a training budget: no new epoch starts once this many minutes have passed
             (validation included); the best validated weights are kept as with early stopping.
     """
@@ -89,6 +92,7 @@ class TrainConfig:
     history_loss: bool = True
     group_by_length: bool | None = None
     max_minutes: float | None = None
+    prefetch: bool = True
 
     def __post_init__(self) -> None:
         if self.max_minutes is not None and not self.max_minutes > 0:

@@ -2,11 +2,17 @@
 
 Each epoch re-renders the examples (a new random seen template per context, new negatives) from a
 generator seeded by (seed, epoch), so a resumed run regenerates exactly the epoch it stopped in.
+Since an epoch depends on nothing but (seed, epoch), the next one is prepared in a forked process
+while this one trains (`TrainConfig.prefetch`): rendering and tokenizing a Beauty epoch take ~8 s
+of Python, which would otherwise stall the accelerator between epochs.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import multiprocessing
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -17,6 +23,7 @@ from p5rec.modeling.config import ModelConfig
 from p5rec.templates.render import Example
 from p5rec.training.collate import (
     CausalCollator,
+    Encoded,
     Seq2SeqCollator,
     encode,
     history_labels,
@@ -51,13 +58,23 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch])
 
 
+@dataclass
+class _Epoch:
+    """The expensive, picklable part of an epoch: tokens, history labels and the batch plan."""
+
+    enc: Encoded
+    batches: list[list[int]]
+    num_examples: int
+
+
 class EpochLoader:
-    """Builds the DataLoader of any epoch for one run.
+    """Builds the DataLoader of any epoch for one run, the next one prepared in the background.
 
     Args:
         builder: renders the examples.
         tokenizer: the model's tokenizer.
-        config: batch size, seed, loss options (`history_loss`, `loss_on_prompt`, weighting groups).
+        config: batch size, seed, loss options (`history_loss`, `loss_on_prompt`, weighting groups),
+            `prefetch`.
         model_config: token limits.
         accelerator: shards the batches across processes.
         encoder_decoder: the model's kind (decides the collator and whether the history loss applies).
@@ -76,12 +93,33 @@ class EpochLoader:
     ) -> None:
         self.builder, self.tokenizer, self.config, self.model_config = builder, tokenizer, config, model_config
         self.accelerator, self.encoder_decoder, self.group_index = accelerator, encoder_decoder, group_index
+        self._ahead: _Prefetch | None = None
 
     def __call__(self, epoch: int) -> tuple[DataLoader, int]:
-        """This process's batches of epoch `epoch`, and the number of examples in the whole epoch."""
-        from accelerate.data_loader import prepare_data_loader
+        """This process's batches of epoch `epoch`, and the number of examples in the whole epoch.
 
-        config, tokenizer, accelerator = self.config, self.tokenizer, self.accelerator
+        With `config.prefetch`, epoch `epoch + 1` starts preparing in a forked process now, and a
+        call for it picks the result up; any other epoch is prepared here.
+        """
+        ahead, self._ahead = self._ahead, None
+        prepared = ahead.result() if ahead is not None and ahead.epoch == epoch else None
+        if ahead is not None and prepared is None:
+            ahead.cancel()
+        if prepared is None:
+            prepared = self.prepare(epoch)
+        if self.config.prefetch and epoch + 1 < self.config.epochs and _can_fork():
+            self._ahead = _Prefetch(self, epoch + 1)
+        return self._loader(prepared), prepared.num_examples
+
+    def close(self) -> None:
+        """Stop a background preparation that is no longer needed (training ended)."""
+        if self._ahead is not None:
+            self._ahead.cancel()
+            self._ahead = None
+
+    def prepare(self, epoch: int) -> _Epoch:
+        """Render, tokenize and plan the batches of epoch `epoch` (the same in any process)."""
+        config, tokenizer = self.config, self.tokenizer
         rng = epoch_rng(config.seed, epoch)
         examples = self.builder.train_examples(rng)
         if not examples:
@@ -108,6 +146,12 @@ class EpochLoader:
             batches = task_batches([e.task for e in examples], lengths, config.batch_size, rng, with_history)
         else:
             batches = length_grouped_batches(lengths, config.batch_size, rng)
+        return _Epoch(enc, batches, len(examples))
+
+    def _loader(self, prepared: _Epoch) -> DataLoader:
+        from accelerate.data_loader import prepare_data_loader
+
+        config, tokenizer, accelerator, enc = self.config, self.tokenizer, self.accelerator, prepared.enc
         if self.encoder_decoder:
             collate = Seq2SeqCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
         else:
@@ -116,12 +160,12 @@ class EpochLoader:
         # would shift the dropout stream of a resumed run (its RNG is restored, then a loader starts).
         loader = DataLoader(
             range(len(enc)),
-            batch_sampler=_Batches(batches, config.batch_size),
+            batch_sampler=_Batches(prepared.batches, config.batch_size),
             collate_fn=collate,
             generator=torch.Generator().manual_seed(config.seed),
         )
         # Sharded per process without `accelerator.prepare`, which would keep every epoch's loader alive.
-        loader = prepare_data_loader(
+        return prepare_data_loader(
             loader,
             accelerator.device,
             num_processes=accelerator.num_processes,
@@ -130,4 +174,56 @@ class EpochLoader:
             put_on_device=accelerator.device_placement,
             even_batches=accelerator.even_batches,
         )
-        return loader, len(examples)
+
+
+def _can_fork() -> bool:
+    # A forked child inherits the builder and tokenizer without pickling them; elsewhere (spawn on
+    # macOS and Windows) the epochs are prepared in the training process, as without `prefetch`.
+    # A daemonic process (a worker of some pool) may not start children.
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+
+
+class _Prefetch:
+    """One epoch prepared in a forked child process, handed back through a pipe."""
+
+    def __init__(self, loader: EpochLoader, epoch: int) -> None:
+        self.loader, self.epoch = loader, epoch
+        ctx = multiprocessing.get_context("fork")
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(target=_prepare_and_send, args=(loader, epoch, send), daemon=True)
+        with warnings.catch_warnings():  # Python 3.12 warns about fork in a threaded process; the child runs no torch
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._process.start()
+        send.close()
+
+    def result(self) -> _Epoch | None:
+        """The child's epoch; an error it raised is raised here; None if it died without one."""
+        try:
+            status, value = self._recv.recv()
+        except EOFError:
+            warnings.warn(
+                f"preparing epoch {self.epoch} in the background failed (the process died); preparing it here",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        finally:
+            self._process.join()
+            self._recv.close()
+        if status == "error":
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        self._process.terminate()
+        self._process.join()
+        self._recv.close()
+
+
+def _prepare_and_send(loader: EpochLoader, epoch: int, send: Any) -> None:
+    try:
+        send.send(("ok", loader.prepare(epoch)))
+    except BaseException as e:  # noqa: BLE001 - every failure goes back to the training process
+        send.send(("error", e))
+    finally:
+        send.close()

@@ -186,6 +186,7 @@ def train(
                         log.record({"step": state["step"], "epoch": epoch, "stopped": "max_minutes"})
             state["epoch"], state["batch"] = epoch + 1, 0
     finally:
+        epoch_loader.close()
         bar.close()
         log.close()
 
