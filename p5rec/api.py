@@ -278,7 +278,12 @@ class Recommender:
                 raise ValueError("`review` must be a non-empty string")
             tpl = self._template("review_summary", template, {"review_text", "user_id"})
             v = prompt_variables(
-                self.users.id_of(user) if user else NEW_USER, None, None, self.max_history, review_text=text.strip()
+                self.users.id_of(user) if user else NEW_USER,
+                None,
+                None,
+                self.max_history,
+                max_review_words=self.config.examples.max_review_words,
+                review_text=text.strip(),
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.generate_text(prompts)

@@ -342,3 +342,20 @@ def test_saving_never_replaces_a_folder_of_other_files(tiny_fit, tmp_path):
     rec.save_pretrained(tmp_path / "empty")
     rec.save_pretrained(tmp_path / "empty")  # a model directory is replaced
     check_model_dir(tmp_path / "empty")
+
+
+def test_a_summary_prompt_shows_as_many_review_words_as_training_did(tiny_fit, monkeypatch):
+    import dataclasses
+
+    rec = tiny_fit.recommender
+    seen = []
+
+    def generate_text(prompts, **kw):
+        seen.extend(prompts)
+        return ["x"] * len(prompts)
+
+    monkeypatch.setattr(rec.predictor, "generate_text", generate_text)
+    examples = dataclasses.replace(rec.config.examples, max_review_words=2)
+    monkeypatch.setattr(rec, "config", dataclasses.replace(rec.config, examples=examples))
+    rec.summarize("The sound is great. I use it every day.")
+    assert "The sound" in seen[0] and "is great" not in seen[0]

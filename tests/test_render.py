@@ -83,3 +83,26 @@ def test_the_builder_takes_the_indexes_and_checks_they_cover_the_data(builder):
     fewer = UserIndex.build(builder.data.user_ids[1:])
     with pytest.raises(ValueError, match=r"`users` has no ID for 1 user\(s\) of dataset .* \(e.g. '.*'\)"):
         ExampleBuilder(builder.data, builder.splits, builder.items, fewer, builder.templates)
+
+
+def test_review_prompts_show_only_the_first_words_of_long_reviews(builder):
+    from p5rec.templates.render import prompt_variables
+
+    capped = ExampleBuilder(builder.data, builder.splits, builder.items, builder.users, builder.templates,
+                            ExampleConfig(max_review_words=3))  # fmt: skip
+    reviews = {r: text for r, text in enumerate(builder.data.column("interactions", "review"))}
+    for task in ("review_summary", "review_rating"):
+        whole = builder.eval_examples(task, "test", np.random.default_rng(0), max_contexts=20)
+        short = capped.eval_examples(task, "test", np.random.default_rng(0), max_contexts=20)
+        assert [e.meta["row"] for e in whole] == [e.meta["row"] for e in short]  # the same reviews
+        for w, s in zip(whole, short):
+            words = reviews[s.meta["row"]].split()
+            assert " ".join(words[:3]) in s.input and (len(words) <= 3 or " ".join(words) not in s.input)
+            assert s.target == w.target  # the answer (summary, rating) is untouched
+        assert any(len(reviews[s.meta["row"]].split()) > 3 for s in short)  # some were cut
+    v = prompt_variables("user_1", None, None, 5, max_review_words=2, review_text="Great  sound, clear and warm")
+    assert v["review_text"] == "Great sound,"
+    short_review = prompt_variables("u", None, None, 5, max_review_words=9, review_text="Short one")
+    assert short_review["review_text"] == "Short one"
+    with pytest.raises(ValueError, match=r"`max_review_words` must be >= 1 \(or null: whole reviews\), got 0"):
+        ExampleConfig(max_review_words=0)

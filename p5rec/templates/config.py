@@ -20,6 +20,10 @@ class ExampleConfig:
         sequential_positions: "all" uses every prefix of a training sequence as an example (data
             augmentation, as SASRec trains); "last" uses only the final training item; "auto" lets
             the recipe choose ("last" when the history loss trains every position, see `p5rec.recipe`).
+        max_review_words: prompts show at most the first this many words of a review (summaries,
+            review-based ratings, in training, evaluation and the API alike); None shows it whole.
+            Reviews are most of an epoch's tokens (two thirds on Musical Instruments), and a
+            prompt past `model.max_input_length` loses its start, instruction included.
     """
 
     max_history: int = 20
@@ -27,6 +31,7 @@ class ExampleConfig:
     train_candidates: int = 20
     eval_candidates: int = 100
     sequential_positions: str = "auto"
+    max_review_words: int | None = None
 
     def __post_init__(self) -> None:
         for name, w in self.task_weights.items():
@@ -42,6 +47,8 @@ class ExampleConfig:
             raise ValueError(
                 f"`sequential_positions` must be 'all', 'last' or 'auto', got {self.sequential_positions!r}"
             )
+        if self.max_review_words is not None and self.max_review_words < 1:
+            raise ValueError(f"`max_review_words` must be >= 1 (or null: whole reviews), got {self.max_review_words}")
         if self.train_candidates < 2 or self.eval_candidates < 2:
             raise ValueError("`train_candidates` and `eval_candidates` must be >= 2")
 

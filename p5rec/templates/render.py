@@ -157,6 +157,7 @@ class ExampleBuilder:
             if history is None
             else [(self._item_id[i], self.titles.get(i, "")) for i in history[-self.config.max_history :]],
             self.config.max_history,
+            max_review_words=self.config.max_review_words,
             **extra,
         )
 
@@ -263,6 +264,7 @@ def prompt_variables(
     item: tuple[str, str] | None,
     history: list[tuple[str, str]] | None,
     max_history: int,
+    max_review_words: int | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The variables a template sees, from ID strings and titles (shared by training and the API).
@@ -271,6 +273,7 @@ def prompt_variables(
         user_id: the user's ID string ("" when there is none).
         item: (ID string, title) of the item in question, if any.
         history: (ID string, title) per past item, oldest first; only the last `max_history` are kept.
+        max_review_words: a `review_text` keeps only its first this many words (None: all).
         extra: task-specific variables (rating, candidates, review_text, ...).
     """
     v: dict[str, Any] = {"user_id": user_id}
@@ -281,6 +284,10 @@ def prompt_variables(
         v["history"] = [i for i, _ in h]
         v["history_titles"] = [t for _, t in h]
     v.update(extra)
+    if max_review_words is not None and "review_text" in v:
+        words = v["review_text"].split()
+        if len(words) > max_review_words:
+            v["review_text"] = " ".join(words[:max_review_words])
     return v
 
 
