@@ -2,8 +2,8 @@
 
 Prints the seconds of each stage `p5rec train --data DATA` goes through before its first step:
 imports and config, loading the tables and resolving the recipe, the tokenizer and model, and
-the first epoch's examples (rendered, tokenized, history labels). The target of #15 is < 10 s
-on Beauty.
+the first epoch (examples chosen, then rendered, tokenized and given history labels by one process
+per free core, up to 8; `EpochLoader.prepare`). The target of #15 is < 10 s on Beauty.
 
     p5rec data prepare --source p5 --out data/beauty \
         --sequences ../shared/data/p5_beauty/sequential_data.txt --datamaps ../shared/data/p5_beauty/datamaps.json
@@ -23,10 +23,12 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a dataset folder written by `p5rec data prepare`")
     args = parser.parse_args()
 
+    from accelerate import Accelerator
+
     from p5rec.config import RunConfig
+    from p5rec.modeling.backbone import is_encoder_decoder
     from p5rec.pipeline import build_model, resolve_and_prepare
-    from p5rec.training.collate import encode, history_labels
-    from p5rec.training.epochs import epoch_rng
+    from p5rec.training import epochs
 
     config = RunConfig.from_dict({"data": {"source": args.data}})
     times = {"imports and config": time.perf_counter() - START}
@@ -34,25 +36,16 @@ def main() -> None:
     config, domains = resolve_and_prepare(config)
     times["load and resolve the recipe"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    _, tokenizer = build_model(config, domains)
+    model, tokenizer = build_model(config, domains)
     times["tokenizer and model"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    examples = [e for d in domains for e in d.builder.train_examples(epoch_rng(config.train.seed, 0))]
-    times[f"render the first epoch ({len(examples):,} examples)"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    m = config.model
-    enc = encode(
-        tokenizer, [e.input for e in examples], [e.target for e in examples], m.max_input_length, m.max_target_length
+    builder = domains[0].builder
+    loader = epochs.EpochLoader(
+        builder, tokenizer, config.train, config.model, Accelerator(cpu=True), is_encoder_decoder(model)
     )
-    times["tokenize it"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    history_labels(
-        tokenizer,
-        enc.input_ids,
-        [e.meta.get("history_ids") for e in examples],
-        [e.meta.get("next_id") for e in examples],
-    )
-    times["history labels"] = time.perf_counter() - mark
+    first = loader.prepare(0)
+    workers = epochs._workers(first.num_examples)
+    times[f"first epoch: {first.num_examples:,} examples, {workers} process(es)"] = time.perf_counter() - mark
     for name, seconds in times.items():
         print(f"{name:<45} {seconds:6.1f} s")
     print(f"{'before the first step':<45} {sum(times.values()):6.1f} s")

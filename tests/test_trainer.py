@@ -244,3 +244,24 @@ def test_an_error_while_preparing_in_the_background_is_raised_in_training(prepar
     with pytest.raises(ValueError, match="no such template: 'x'"):
         loader(2)
     loader.close()
+
+
+def test_an_epoch_rendered_by_several_processes_equals_one_rendered_here(prepared, monkeypatch):
+    from p5rec.training import epochs
+
+    loader = _epoch_loader(prepared, prefetch=False)
+    alone = loader.prepare(2)
+    monkeypatch.setattr(epochs, "_workers", lambda n: 3)  # the parent's slice and two forked ones
+    started = []
+
+    class Counted(epochs._Forked):
+        def __init__(self, fn, *args):
+            started.append(len(args[0]))
+            super().__init__(fn, *args)
+
+    monkeypatch.setattr(epochs, "_Forked", Counted)
+    forked = loader.prepare(2)
+    assert len(started) == 2 and all(started)  # two slices went to children
+    assert forked.num_examples == alone.num_examples > 3
+    assert forked.enc.input_ids == alone.enc.input_ids and forked.enc.labels == alone.enc.labels
+    assert forked.enc.prompt_labels == alone.enc.prompt_labels and forked.batches == alone.batches

@@ -8,7 +8,7 @@ so the same seed gives the same examples.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -100,6 +100,14 @@ class ExampleBuilder:
         (a tokenizer's text sample): building every context of a large dataset (negatives, ID
         strings) costs as much as the epoch itself, 3 s on Beauty.
         """
+        return [render() for render in self.train_plan(rng, limit)]
+
+    def train_plan(self, rng: np.random.Generator, limit: int | None = None) -> list[Callable[[], Example]]:
+        """:meth:`train_examples` chosen but not yet rendered: calling an entry renders its example.
+
+        Every draw from `rng` (contexts, negatives, templates, order) happens here; rendering draws
+        nothing, so the entries can be rendered in any process, in any order, with the same result.
+        """
         users = None
         if limit is not None and len(self.splits.sequences) > limit:
             every = list(self.splits.sequences)
@@ -116,7 +124,7 @@ class ExampleBuilder:
         order = rng.permutation(len(chosen))
         if limit is not None:
             order = order[:limit]
-        return [self._render(*chosen[i]) for i in order]
+        return [partial(self._render, *chosen[i]) for i in order]
 
     def eval_examples(
         self,

@@ -10,8 +10,11 @@ of Python, which would otherwise stall the accelerator between epochs.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,9 +38,25 @@ from p5rec.training.weighting import group_of
 
 
 class ExampleSource(Protocol):
-    """Anything that renders one epoch of training examples from a generator (`ExampleBuilder`, mixtures)."""
+    """Anything that renders one epoch of training examples from a generator (`ExampleBuilder`, mixtures).
+
+    A source may also offer `train_plan(rng)`: the same epoch as callables that render one example
+    each and draw nothing from `rng`, which lets an epoch be rendered by several processes.
+    """
 
     def train_examples(self, rng: np.random.Generator) -> list[Example]: ...
+
+
+def plan_of(source: ExampleSource, rng: np.random.Generator) -> list[Callable[[], Example]]:
+    """`source.train_plan(rng)`, or its rendered examples wrapped as entries of a plan."""
+    plan = getattr(source, "train_plan", None)
+    if plan is not None:
+        return plan(rng)
+    return [partial(_same, e) for e in source.train_examples(rng)]
+
+
+def _same(example: Example) -> Example:
+    return example
 
 
 class _Batches(Sampler[list[int]]):
@@ -56,6 +75,15 @@ class _Batches(Sampler[list[int]]):
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
     """The generator of one epoch's examples and batches: a resumed run regenerates the same epoch."""
     return np.random.default_rng([seed, epoch])
+
+
+@dataclass
+class _Part:
+    """A rendered, tokenized slice of an epoch, as a forked process hands it back."""
+
+    enc: Encoded
+    tasks: list[str]
+    with_history: set[str]
 
 
 @dataclass
@@ -118,12 +146,48 @@ class EpochLoader:
             self._ahead = None
 
     def prepare(self, epoch: int) -> _Epoch:
-        """Render, tokenize and plan the batches of epoch `epoch` (the same in any process)."""
-        config, tokenizer = self.config, self.tokenizer
+        """Render, tokenize and plan the batches of epoch `epoch` (the same in any process).
+
+        The examples are chosen here (every random draw), then rendered and tokenized in slices by
+        forked processes when the epoch is large and cores are free (`_workers`): the same tokens
+        either way.
+        """
+        config = self.config
         rng = epoch_rng(config.seed, epoch)
-        examples = self.builder.train_examples(rng)
-        if not examples:
+        plan = plan_of(self.builder, rng)
+        if not plan:
             raise ValueError("no training examples: every task has weight 0 or no seen template")
+        workers = _workers(len(plan))
+        bounds = [len(plan) * k // workers for k in range(workers + 1)]
+        children = [_Forked(self._encode, plan[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])]
+        try:
+            parts = [self._encode(plan[: bounds[1]])]
+            for child, a, b in zip(children, bounds[1:-1], bounds[2:]):
+                part = child.result()
+                parts.append(part if part is not None else self._encode(plan[a:b]))
+        except BaseException:
+            for child in children:  # none is left waiting to hand back a slice nobody reads
+                child.cancel()
+            raise
+        enc = Encoded(
+            [x for p in parts for x in p.enc.input_ids],
+            [x for p in parts for x in p.enc.labels],
+            None if parts[0].enc.groups is None else [x for p in parts for x in p.enc.groups],
+            None if parts[0].enc.prompt_labels is None else [x for p in parts for x in p.enc.prompt_labels],
+        )
+        tasks = [t for p in parts for t in p.tasks]
+        lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
+        if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
+            with_history = set().union(*(p.with_history for p in parts))
+            batches = task_batches(tasks, lengths, config.batch_size, rng, with_history)
+        else:
+            batches = length_grouped_batches(lengths, config.batch_size, rng)
+        return _Epoch(enc, batches, len(plan))
+
+    def _encode(self, plan: list[Callable[[], Example]]) -> _Part:
+        """Render and tokenize a slice of an epoch's plan, with its history labels and tasks."""
+        config, tokenizer = self.config, self.tokenizer
+        examples = [render() for render in plan]
         enc = encode(
             tokenizer,
             [e.input for e in examples],
@@ -140,13 +204,8 @@ class EpochLoader:
                 [e.meta.get("history_ids") for e in examples],
                 [e.meta.get("next_id") for e in examples],
             )
-        lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
-        if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
-            with_history = {e.task for e in examples if e.meta.get("history_ids")}
-            batches = task_batches([e.task for e in examples], lengths, config.batch_size, rng, with_history)
-        else:
-            batches = length_grouped_batches(lengths, config.batch_size, rng)
-        return _Epoch(enc, batches, len(examples))
+        with_history = {e.task for e in examples if e.meta.get("history_ids")}
+        return _Part(enc, [e.task for e in examples], with_history)
 
     def _loader(self, prepared: _Epoch) -> DataLoader:
         from accelerate.data_loader import prepare_data_loader
@@ -179,30 +238,41 @@ class EpochLoader:
 def _can_fork() -> bool:
     # A forked child inherits the builder and tokenizer without pickling them; elsewhere (spawn on
     # macOS and Windows) the epochs are prepared in the training process, as without `prefetch`.
-    # A daemonic process (a worker of some pool) may not start children.
+    # A daemonic process (a prefetching child, a worker of some pool) may not start children.
     return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
-class _Prefetch:
-    """One epoch prepared in a forked child process, handed back through a pipe."""
+MIN_SLICE = 5_000  # examples per process below which forking costs more than it saves
 
-    def __init__(self, loader: EpochLoader, epoch: int) -> None:
-        self.loader, self.epoch = loader, epoch
+
+def _workers(num_examples: int) -> int:
+    """Processes to render and tokenize an epoch of `num_examples` with: one per free core, up to 8."""
+    if not _can_fork():
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, 8, num_examples // MIN_SLICE))
+
+
+class _Forked:
+    """`fn(*args)` run in a forked child process (which inherits everything, nothing is pickled on
+    the way in); the result comes back through a pipe."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
         ctx = multiprocessing.get_context("fork")
         self._recv, send = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_prepare_and_send, args=(loader, epoch, send), daemon=True)
+        self._process = ctx.Process(target=_call_and_send, args=(fn, args, send), daemon=True)
         with warnings.catch_warnings():  # Python 3.12 warns about fork in a threaded process; the child runs no torch
             warnings.simplefilter("ignore", DeprecationWarning)
             self._process.start()
         send.close()
 
-    def result(self) -> _Epoch | None:
-        """The child's epoch; an error it raised is raised here; None if it died without one."""
+    def result(self) -> Any | None:
+        """The child's result; an error it raised is raised here; None (with a warning) if it died."""
         try:
             status, value = self._recv.recv()
         except EOFError:
             warnings.warn(
-                f"preparing epoch {self.epoch} in the background failed (the process died); preparing it here",
+                "a background process preparing training data died; preparing its part here",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -220,9 +290,17 @@ class _Prefetch:
         self._recv.close()
 
 
-def _prepare_and_send(loader: EpochLoader, epoch: int, send: Any) -> None:
+class _Prefetch(_Forked):
+    """The whole of epoch `epoch`, prepared in a forked child while the current one trains."""
+
+    def __init__(self, loader: EpochLoader, epoch: int) -> None:
+        self.epoch = epoch
+        super().__init__(loader.prepare, epoch)
+
+
+def _call_and_send(fn: Callable[..., Any], args: tuple, send: Any) -> None:
     try:
-        send.send(("ok", loader.prepare(epoch)))
+        send.send(("ok", fn(*args)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the training process
         send.send(("error", e))
     finally:

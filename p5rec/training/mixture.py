@@ -8,12 +8,12 @@ items of one domain and the per-domain decoding trie only ever allows that domai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from p5rec.templates.render import Example
-from p5rec.training.epochs import ExampleSource
+from p5rec.training.epochs import ExampleSource, plan_of
 
 
 class MixedExamples:
@@ -39,4 +39,11 @@ class MixedExamples:
         out: list[Example] = []
         for source in self.sources:
             out += source.train_examples(rng)
+        return [out[i] for i in rng.permutation(len(out))]
+
+    def train_plan(self, rng: np.random.Generator) -> list[Callable[[], Example]]:
+        """:meth:`train_examples` not yet rendered (see `ExampleBuilder.train_plan`); the same draws."""
+        out: list[Callable[[], Example]] = []
+        for source in self.sources:
+            out += plan_of(source, rng)
         return [out[i] for i in rng.permutation(len(out))]
