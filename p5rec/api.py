@@ -24,6 +24,7 @@ from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.model_dir import ModelFiles, check_model_dir, read_model_dir, write_model_dir
+from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.recipe import trains_history
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import prompt_variables
@@ -116,8 +117,9 @@ class Recommender:
             max_input_length=self.config.model.max_input_length,
             max_target_length=self.config.model.max_target_length,
             batch_size=batch_size,
-            # Trained with the history loss, the next-item distribution answers yes/no (AUC .66 vs .57, MI).
-            yes_no_readout="next_item" if trains_history(self.config) else "answer",
+            # Trained with the history loss, the next-item distribution answers yes/no (AUC .66 vs .57, MI);
+            # the config cannot tell a causal checkpoint from a seq2seq one (BART), the loaded model can.
+            yes_no_readout="next_item" if trains_history(self.config) and not is_encoder_decoder(model) else "answer",
         )
 
     # ------------------------------------------------------------------ answers
