@@ -234,6 +234,33 @@ class Recommender:
             prompts.append(_render_input(tpl, v))
         return self.predictor.rate(prompts)
 
+    def will_like(self, user: str, item: str, template: str | None = None) -> float:
+        """The model's yes/no answer to "will `user` pick `item` next?" as a score in [0, 1].
+
+        Read as in evaluation (`Predictor.yes_probability`): for a model trained with the history loss,
+        the share of the catalog ranked below `item` after the user's history; else P("yes").
+        """
+        return self.will_like_batch([(user, item)], template)[0]
+
+    def will_like_batch(self, pairs: Sequence[tuple[str, str]], template: str | None = None) -> list[float]:
+        prompts, asked, answers = [], [], ("yes", "no")
+        for user, item in pairs:
+            self._check_user(user)
+            self.items.check([item], "item")
+            tpl = self._template("direct_yesno", template, {"user_id", "item_id", "item_title", "history"})
+            hist = self.histories.get(user, [])
+            v = prompt_variables(
+                self.users.id_of(user),
+                (self.items.id_of(item), self._title(item)),
+                [(self.items.id_of(i), self._title(i)) for i in hist],
+                self.max_history,
+            )
+            prompts.append(_render_input(tpl, v))
+            asked.append(self.items.position(item))
+            # The template's own renderings of the two answers, as evaluation reads them.
+            answers = tuple(tpl.render({**v, "answer": a})[1] for a in ("yes", "no"))
+        return self.predictor.yes_probability(prompts, asked, answers) if prompts else []
+
     def explain(self, user: str, item: str, feature: str | None = None, template: str | None = None) -> str:
         """A sentence on why `user` would like `item` (about `feature` when given)."""
         return self.explain_batch([(user, item, feature)], template)[0]

@@ -359,3 +359,23 @@ def test_a_summary_prompt_shows_as_many_review_words_as_training_did(tiny_fit, m
     monkeypatch.setattr(rec, "config", dataclasses.replace(rec.config, examples=examples))
     rec.summarize("The sound is great. I use it every day.")
     assert "The sound" in seen[0] and "is great" not in seen[0]
+
+
+def test_will_like_reads_the_yes_no_prompt_of_the_users_history(tiny_fit):
+    from p5rec.decoding.affinity import next_item_percentile
+
+    rec = tiny_fit.recommender
+    user = next(iter(rec.histories))
+    items = list(rec.catalog)[:4]
+    scores = rec.will_like_batch([(user, i) for i in items])
+    assert scores == pytest.approx([rec.will_like(user, i) for i in items])  # batching changes nothing
+    assert all(0.0 <= s < 1.0 for s in scores) and len(set(scores)) > 1  # the asked item moves the answer
+    tpl = rec._template("direct_yesno", None, {"user_id", "item_id", "item_title", "history"})
+    hist = " , ".join(rec.items.id_of(i) for i in rec.histories[user][-rec.max_history :])
+    prompt = tpl.render({"user_id": rec.users.id_of(user), "item_id": rec.items.id_of(items[0]), "item_title": "",
+                         "history": hist.split(" , "), "history_titles": [], "answer": "yes"})[0]  # fmt: skip
+    batch = dict(rec.tokenizer([prompt], add_special_tokens=False, return_tensors="pt"))
+    own = next_item_percentile(rec.model, batch, rec.predictor.trie.item_tokens[:, 0], [rec.items.position(items[0])])
+    assert scores[0] == pytest.approx(float(own[0]))
+    with pytest.raises(KeyError, match="nope"):
+        rec.will_like(user, "nope")
