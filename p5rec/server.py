@@ -82,6 +82,11 @@ class RateRequest(_Request):
     item: ItemId
 
 
+class WillLikeRequest(_Request):
+    user: UserId
+    item: ItemId
+
+
 class ExplainRequest(_Request):
     user: UserId
     item: ItemId
@@ -118,6 +123,12 @@ class RateResponse(BaseModel):
     user: str
     item: str
     rating: float
+
+
+class WillLikeResponse(BaseModel):
+    user: str
+    item: str
+    score: float = Field(description="the yes/no answer as a score in [0, 1] (Recommender.will_like)")
 
 
 class ExplainResponse(BaseModel):
@@ -339,6 +350,11 @@ def create_app(recommender: Recommender, max_batch: int = 16, batch_wait_ms: flo
     async def rate(req: RateRequest) -> dict[str, Any]:
         rating = await run_in_threadpool(recommender.predict_rating, req.user, req.item)
         return {"user": req.user, "item": req.item, "rating": rating}
+
+    @app.post("/will_like", response_model=WillLikeResponse)
+    async def will_like(req: WillLikeRequest) -> dict[str, Any]:
+        score = await run_in_threadpool(recommender.will_like, req.user, req.item)
+        return {"user": req.user, "item": req.item, "score": score}
 
     @app.post("/explain", response_model=ExplainResponse)
     async def explain(req: ExplainRequest) -> dict[str, Any]:

@@ -46,7 +46,8 @@ def test_health_and_openapi(client):
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["items"] == NUM_ITEMS and health["max_batch"] == 8
     schema = client.get("/openapi.json").json()
-    assert {"/health", "/recommend", "/rate", "/explain", "/summarize", "/generate"} <= set(schema["paths"])
+    paths = {"/health", "/recommend", "/rate", "/will_like", "/explain", "/summarize", "/generate"}
+    assert paths <= set(schema["paths"])
     k = schema["components"]["schemas"]["RecommendRequest"]["properties"]["k"]
     assert (k["minimum"], k["maximum"]) == (1, 100)
 
@@ -101,6 +102,8 @@ def test_rate_explain_summarize_generate(client, rec):
     rating = client.post("/rate", json={"user": user, "item": item}).json()
     assert rating["rating"] == pytest.approx(rec.predict_rating(user, item), abs=1e-4)
     assert 1.0 <= rating["rating"] <= 5.0
+    liked = client.post("/will_like", json={"user": user, "item": item}).json()
+    assert liked == {"user": user, "item": item, "score": pytest.approx(rec.will_like(user, item), abs=1e-6)}
     r = client.post("/explain", json={"user": user, "item": item, "feature": "sound"})
     assert r.status_code == 200 and set(r.json()) == {"user", "item", "feature", "explanation"}
     r = client.post("/summarize", json={"text": "The strings sound warm and stay in tune."})
@@ -125,6 +128,7 @@ def _bad_json_cases(rec):
         ("/recommend", {"user": user, "k": 5, "candidates": [item]}, 422, "number of `candidates`"),
         ("/rate", {"user": user, "item": "no-such-item"}, 404, "unknown item"),
         ("/rate", {"user": user}, 422, "item: Field required"),
+        ("/will_like", {"user": user, "item": "no-such-item"}, 404, "unknown item"),
         ("/explain", {"user": "nobody", "item": item}, 404, "unknown user"),
         ("/summarize", {"text": "x" * 5001}, 422, "at most 5000 characters"),
         ("/summarize", {"text": ""}, 422, "text: String should have at least 1 character"),
