@@ -106,3 +106,15 @@ def test_review_prompts_show_only_the_first_words_of_long_reviews(builder):
     assert short_review["review_text"] == "Short one"
     with pytest.raises(ValueError, match=r"`max_review_words` must be >= 1 \(or null: whole reviews\), got 0"):
         ExampleConfig(max_review_words=0)
+
+
+def test_an_epoch_plan_renders_the_epoch_in_any_order(builder):
+    from p5rec.training.mixture import MixedExamples
+
+    epoch = builder.train_examples(np.random.default_rng(5))
+    plan = builder.train_plan(np.random.default_rng(5))
+    assert [render() for render in plan[::-1]][::-1] == epoch  # rendering draws nothing: order is free
+    mixed = MixedExamples([builder, builder])
+    assert [render() for render in mixed.train_plan(np.random.default_rng(6))] == mixed.train_examples(
+        np.random.default_rng(6)
+    )
