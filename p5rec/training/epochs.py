@@ -9,6 +9,7 @@ of Python, which would otherwise stall the accelerator between epochs.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import warnings
@@ -261,9 +262,15 @@ class _Forked:
         ctx = multiprocessing.get_context("fork")
         self._recv, send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_call_and_send, args=(fn, args, send), daemon=True)
-        with warnings.catch_warnings():  # Python 3.12 warns about fork in a threaded process; the child runs no torch
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self._process.start()
+        # Frozen objects are left alone by the child's garbage collector, whose scans would otherwise
+        # write to (and so copy) every inherited page: a forked half of a Beauty epoch 4.0 -> 3.1 s.
+        gc.freeze()
+        try:
+            with warnings.catch_warnings():  # Python 3.12 warns of fork in a threaded process; no torch in the child
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self._process.start()
+        finally:
+            gc.unfreeze()
         send.close()
 
     def result(self) -> Any | None:
