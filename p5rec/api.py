@@ -200,9 +200,7 @@ class Recommender:
                 allowed.append(self.items.positions(cands, "candidates"))
                 extra["candidates"] = [self.items.id_at(i) for i in allowed[-1]]
             tpl = self._template(task, template, {"user_id", "history", "history_titles", *extra})
-            variables = prompt_variables(
-                user_str, None, [(self.items.id_of(i), self._title(i)) for i in hist], self.max_history, **extra
-            )
+            variables = prompt_variables(user_str, None, self._shown(hist), self.max_history, **extra)
             prompts.append(_render_input(tpl, variables))
             excludes.append(self.items.positions(hist, "history") if exclude_seen else [])
         ranked = self.predictor.rank(
@@ -243,23 +241,21 @@ class Recommender:
         return self.will_like_batch([(user, item)], template)[0]
 
     def will_like_batch(self, pairs: Sequence[tuple[str, str]], template: str | None = None) -> list[float]:
-        prompts, asked, answers = [], [], ("yes", "no")
+        tpl = self._template("direct_yesno", template, {"user_id", "item_id", "item_title", "history"})
+        prompts, asked, v = [], [], {}
         for user, item in pairs:
-            self._check_user(user)
             self.items.check([item], "item")
-            tpl = self._template("direct_yesno", template, {"user_id", "item_id", "item_title", "history"})
-            hist = self.histories.get(user, [])
+            user_str, hist = self._user_and_history(user, None)
             v = prompt_variables(
-                self.users.id_of(user),
-                (self.items.id_of(item), self._title(item)),
-                [(self.items.id_of(i), self._title(i)) for i in hist],
-                self.max_history,
+                user_str, (self.items.id_of(item), self._title(item)), self._shown(hist), self.max_history
             )
             prompts.append(_render_input(tpl, v))
             asked.append(self.items.position(item))
-            # The template's own renderings of the two answers, as evaluation reads them.
-            answers = tuple(tpl.render({**v, "answer": a})[1] for a in ("yes", "no"))
-        return self.predictor.yes_probability(prompts, asked, answers) if prompts else []
+        if not prompts:
+            return []
+        # The template's own renderings of the two answers, as evaluation reads them.
+        answers = tuple(tpl.render({**v, "answer": a})[1] for a in ("yes", "no"))
+        return self.predictor.yes_probability(prompts, asked, answers)
 
     def explain(self, user: str, item: str, feature: str | None = None, template: str | None = None) -> str:
         """A sentence on why `user` would like `item` (about `feature` when given)."""
@@ -327,6 +323,10 @@ class Recommender:
         return self.predictor.generate_text([prompt], num_beams=num_beams, max_new_tokens=max_new_tokens)[0]
 
     # ------------------------------------------------------------------ helpers
+    def _shown(self, history: Sequence[str]) -> list[tuple[str, str]]:
+        """(ID string, title) of each raw item of a history, as `prompt_variables` takes them."""
+        return [(self.items.id_of(i), self._title(i)) for i in history]
+
     def _title(self, raw: str) -> str:
         return self.catalog.get(raw, {}).get("title", "")
 
