@@ -36,13 +36,11 @@ class MixedExamples:
         self.sources = list(sources)
 
     def train_examples(self, rng: np.random.Generator) -> list[Example]:
-        out: list[Example] = []
-        for source in self.sources:
-            out += source.train_examples(rng)
-        return [out[i] for i in rng.permutation(len(out))]
+        return [render() for render in self.train_plan(rng)]
 
     def train_plan(self, rng: np.random.Generator) -> list[Callable[[], Example]]:
-        """:meth:`train_examples` not yet rendered (see `ExampleBuilder.train_plan`); the same draws."""
+        """:meth:`train_examples` not yet rendered (see `ExampleBuilder.train_plan`): every source's
+        plan, from the same generator in turn, then shuffled."""
         out: list[Callable[[], Example]] = []
         for source in self.sources:
             out += plan_of(source, rng)
