@@ -63,7 +63,8 @@ class Predictor:
         self.max_input_length, self.max_target_length, self.batch_size = max_input_length, max_target_length, batch_size
         self.trie = ItemTrie(items.token_sequences(tokenizer), tokenizer.eos_token_id)
         self.encoder_decoder = is_encoder_decoder(model)
-        if yes_no_readout == "next_item" and (self.encoder_decoder or self.trie.item_lengths.max() > 2):
+        single = bool((self.trie.item_lengths == 2).all())  # one ID token, then eos
+        if yes_no_readout == "next_item" and (self.encoder_decoder or not single):
             raise ValueError(
                 "`yes_no_readout='next_item'` needs a decoder-only model with one token per item "
                 "(`ids.representation: tokens`, flat IDs); use 'answer'"
