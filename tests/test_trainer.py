@@ -211,12 +211,29 @@ def _batches(loader):
     return [b["input_ids"].tolist() for b in loader]
 
 
-def test_the_next_epoch_is_prepared_in_the_background_and_matches_one_prepared_here(prepared):
+@pytest.fixture
+def handed_back(monkeypatch):
+    """Whether each forked child's result came back through its pipe (False: it died, the work was redone here)."""
+    from p5rec.training import epochs
+
+    seen, result = [], epochs._Forked.result
+
+    def recorded(self):
+        value = result(self)
+        seen.append(value is not None)
+        return value
+
+    monkeypatch.setattr(epochs._Forked, "result", recorded)
+    return seen
+
+
+def test_the_next_epoch_is_prepared_in_the_background_and_matches_one_prepared_here(prepared, handed_back):
     on, off = _epoch_loader(prepared), _epoch_loader(prepared, prefetch=False)
     try:
         on(0)
         assert on._ahead is not None and on._ahead.epoch == 1 and off._ahead is None
         (a, n_a), (b, n_b) = on(1), off(1)
+        assert handed_back == [True]  # epoch 1 came from the child, not from a fallback here
         assert n_a == n_b and _batches(a) == _batches(b)
         assert on._ahead.epoch == 2
         c, _ = on(4)  # not the prefetched epoch: prepared here, the background one stopped
@@ -246,7 +263,7 @@ def test_an_error_while_preparing_in_the_background_is_raised_in_training(prepar
     loader.close()
 
 
-def test_an_epoch_rendered_by_several_processes_equals_one_rendered_here(prepared, monkeypatch):
+def test_an_epoch_rendered_by_several_processes_equals_one_rendered_here(prepared, monkeypatch, handed_back):
     from p5rec.training import epochs
 
     loader = _epoch_loader(prepared, prefetch=False)
@@ -261,7 +278,7 @@ def test_an_epoch_rendered_by_several_processes_equals_one_rendered_here(prepare
 
     monkeypatch.setattr(epochs, "_Forked", Counted)
     forked = loader.prepare(2)
-    assert len(started) == 2 and all(started)  # two slices went to children
+    assert len(started) == 2 and all(started) and handed_back == [True, True]  # two slices came from children
     assert forked.num_examples == alone.num_examples > 3
     assert forked.enc.input_ids == alone.enc.input_ids and forked.enc.labels == alone.enc.labels
     assert forked.enc.prompt_labels == alone.enc.prompt_labels and forked.batches == alone.batches

@@ -81,18 +81,36 @@ def test_only_the_last_batch_may_be_short():
     assert [len(b) for b in batches[:-1]] == [10] * 10 and len(batches[-1]) == 5
 
 
-def test_epoch_tokenization_equals_the_tokenizers_own_call(tiny_fit):
-    # The fast path (the Rust backend, once per distinct text) must give exactly the wrapper's tokens.
+def test_epoch_tokenization_takes_the_fast_path_and_equals_the_tokenizers_own_call(tiny_fit):
+    # The fast path (the Rust backend, once per distinct text) must give exactly the wrapper's tokens, and
+    # must be the path taken: the wrapper only tokenizes the first CHECKED_TEXTS texts, as the check.
     from p5rec.modeling.inputs import CHECKED_TEXTS, tokenize
 
     tok = tiny_fit.recommender.tokenizer
+
+    class Spy:  # the tokenizer, counting the texts each call of the Python wrapper gets
+        backend_tokenizer = tok.backend_tokenizer
+
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, texts, **kwargs):
+            self.calls.append(len(texts))
+            return tok(texts, **kwargs)
+
     examples = tiny_fit.prepared.builder.train_examples(np.random.default_rng(0))
     prompts, targets = [e.input for e in examples], [e.target for e in examples]
     assert len(prompts) > CHECKED_TEXTS and any("<item_" in p for p in prompts)
-    for texts in (prompts, targets, prompts[:5], []):
-        assert tokenize(tok, texts) == (tok(texts, add_special_tokens=False)["input_ids"] if texts else [])
+    for texts in (prompts, targets):
+        spy = Spy()
+        assert tokenize(spy, texts) == tok(texts, add_special_tokens=False)["input_ids"]
+        assert spy.calls == [CHECKED_TEXTS]  # the rest came from the backend
+    assert tokenize(tok, prompts[:5]) == tok(prompts[:5], add_special_tokens=False)["input_ids"]
+    assert tokenize(tok, []) == []
     tok.backend_tokenizer.enable_padding(pad_id=tok.pad_token_id)  # a backend left padding: the plain call
     try:
-        assert tokenize(tok, prompts) == tok(prompts, add_special_tokens=False)["input_ids"]
+        spy = Spy()
+        tokenize(spy, prompts)
+        assert spy.calls == [len(prompts)]
     finally:
         tok.backend_tokenizer.no_padding()
