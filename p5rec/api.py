@@ -88,6 +88,8 @@ class Recommender:
         templates: the prompt collection the model was trained with.
         config: the run's settings (`RunConfig`, default: its defaults): token limits and the
             history length are read from it, and it is saved with the model.
+        ratings: raw user ID -> the user's known (raw item ID, stars), oldest first: rating prompts
+            show them (`user_ratings`), as they showed the training ratings when the model learnt.
         batch_size: prompts per forward pass.
     """
 
@@ -101,6 +103,7 @@ class Recommender:
         histories: dict[str, list[str]],
         templates: TemplateSet,
         config: RunConfig | None = None,
+        ratings: dict[str, list[tuple[str, float]]] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -108,6 +111,7 @@ class Recommender:
         self.model, self.tokenizer = model, tokenizer
         self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
         self.templates = templates
+        self.ratings = ratings if ratings is not None else {}
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
         self.predictor = Predictor(
@@ -225,9 +229,14 @@ class Recommender:
         for user, item in pairs:
             self._check_user(user)
             self.items.check([item], "item")
-            tpl = self._template("rating", template, {"user_id", "item_id", "item_title"})
+            tpl = self._template("rating", template, {"user_id", "item_id", "item_title", "user_ratings"})
             v = prompt_variables(
-                self.users.id_of(user), (self.items.id_of(item), self._title(item)), None, self.max_history
+                self.users.id_of(user),
+                (self.items.id_of(item), self._title(item)),
+                None,
+                self.max_history,
+                # The user's other ratings, never the asked item's own (as in training and evaluation).
+                user_ratings=[(self.items.id_of(i), r) for i, r in self.ratings.get(user, []) if i != item],
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.rate(prompts)
@@ -286,7 +295,7 @@ class Recommender:
                 rating=format_rating(ratings[k]) if k in ratings else "",
             )
             prompts.append(_render_input(tpl, v))
-        return self.predictor.generate_text(prompts)
+        return self.predictor.write(prompts)
 
     def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
         """A short title for a review text."""
@@ -311,7 +320,7 @@ class Recommender:
                 review_text=text.strip(),
             )
             prompts.append(_render_input(tpl, v))
-        return self.predictor.generate_text(prompts)
+        return self.predictor.write(prompts)
 
     def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:
         """Raw text generation from any prompt (no template, no constraint)."""
@@ -395,7 +404,7 @@ class Recommender:
             path,
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
-                self.config,
+                self.config, self.ratings,
             ),
         )  # fmt: skip
 

@@ -29,6 +29,7 @@ from p5rec.templates.load import TemplateSet
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "p5rec_config.json"
+RATINGS_FILE = "ratings.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -56,6 +57,7 @@ class ModelFiles(NamedTuple):
     histories: dict[str, list[str]]
     templates: TemplateSet
     config: RunConfig
+    ratings: dict[str, list[tuple[str, float]]]
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -78,6 +80,7 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
             for raw in files.items.raw_ids():
                 f.write(json.dumps({"item_id": raw, **files.catalog.get(raw, {})}, ensure_ascii=False) + "\n")
         (tmp / "histories.json").write_text(json.dumps(files.histories))
+        (tmp / RATINGS_FILE).write_text(json.dumps(files.ratings))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -109,6 +112,8 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
     users = UserIndex.load(path / "user_index.json")
     catalog = _read_catalog(path / "catalog.jsonl")
     histories = _read_histories(path / "histories.json", items)
+    # Optional: directories written before rating prompts showed the user's ratings have none.
+    ratings = _read_ratings(path / RATINGS_FILE, items) if (path / RATINGS_FILE).exists() else {}
     templates = TemplateSet.load(path / "prompts.yaml", include_defaults=False)
     with _quiet_transformers():
         from transformers import AutoTokenizer
@@ -122,7 +127,7 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
         model = _load_model(path, meta, len(tokenizer))
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model.to(dev).eval()
-    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config)
+    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings)
 
 
 def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
@@ -218,6 +223,28 @@ def _read_histories(file: Path, items: ItemIndex) -> dict[str, list[str]]:
                 f"{file}: `{user}` must map to a list of catalog item IDs, got {hist!r:.80}; restore the file"
             )
     return histories
+
+
+def _read_ratings(file: Path, items: ItemIndex) -> dict[str, list[tuple[str, float]]]:
+    ratings = _read_json(file)
+    if not isinstance(ratings, dict):
+        raise ValueError(
+            f"{file}: expected a JSON object user -> [[item, stars], ...], got {ratings!r:.80}; restore the file"
+        )
+    out = {}
+    for user, rated in ratings.items():
+        ok = isinstance(rated, list) and all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and p[0] in items
+            and isinstance(p[1], (int, float)) and not isinstance(p[1], bool) and 1 <= p[1] <= 5
+            for p in rated
+        )  # fmt: skip
+        if not ok:
+            raise ValueError(
+                f"{file}: `{user}` must map to a list of [catalog item ID, stars 1-5], got {rated!r:.80}; "
+                "restore the file"
+            )
+        out[user] = [(i, float(r)) for i, r in rated]
+    return out
 
 
 @contextlib.contextmanager

@@ -251,4 +251,5 @@ def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) ->
         prepared.splits.sequences,
         prepared.templates,
         config,
+        ratings=prepared.data.ratings(),
     )

@@ -63,11 +63,16 @@ def test_a_rating_is_the_mean_of_the_models_stars_for_that_user_and_item(tiny_fi
     from p5rec.templates.tasks import RATING_VALUES
 
     rec = tiny_fit.recommender
-    user, items = next(iter(rec.histories)), list(rec.catalog)[:4]
-    tpl = _seen_template(rec, "rating", {"user_id", "item_id", "item_title"})
+    user = next(iter(rec.histories))
+    rated, m = rec.ratings[user], rec.max_history
+    # The first asked item is one the user rated: its own rating must not show in its prompt.
+    items = [rated[-1][0], *[i for i in rec.catalog if i != rated[-1][0]][:3]]
+    tpl = _seen_template(rec, "rating", {"user_id", "item_id", "item_title", "user_ratings"})
+    assert "user_ratings" in tpl.input_variables
     prompts = [
         tpl.render({"user_id": rec.users.id_of(user), "item_id": rec.items.id_of(i),
-                    "item_title": rec.catalog[i]["title"], "rating": ""})[0]
+                    "item_title": rec.catalog[i]["title"], "rating": "",
+                    "user_ratings": [f"{rec.items.id_of(j)} {r:.1f}" for j, r in rated if j != i][-m:]})[0]
         for i in items
     ]  # fmt: skip
     stars = [float(v) for v in RATING_VALUES]
@@ -77,6 +82,24 @@ def test_a_rating_is_the_mean_of_the_models_stars_for_that_user_and_item(tiny_fi
     assert ratings == pytest.approx(expected, abs=1e-5)  # this user's and this item's prompt, read off the model
     assert ratings == pytest.approx([rec.predict_rating(user, i) for i in items], abs=1e-5)  # batching changes nothing
     assert len({round(r, 6) for r in ratings}) == len(items)  # the item in the prompt moves the answer
+
+
+def test_a_rating_prompt_shows_the_users_own_ratings(tiny_fit):
+    """Two users asked about the same item get prompts with their own ratings, so different answers."""
+    rec = tiny_fit.recommender
+    users = list(rec.histories)[:2]
+    item = next(i for i in rec.catalog if all(i not in {j for j, _ in rec.ratings[u]} for u in users))
+    seen = []
+    original = rec.predictor.rate
+    rec.predictor.rate = lambda prompts: seen.extend(prompts) or original(prompts)
+    try:
+        a = rec.predict_ratings([(u, item) for u in users])
+    finally:
+        rec.predictor.rate = original
+    for user, prompt in zip(users, seen):
+        last = rec.ratings[user][-1]
+        assert f"{rec.items.id_of(last[0])} {last[1]:.1f}" in prompt
+    assert a[0] != pytest.approx(a[1], abs=1e-6)
 
 
 def test_a_summary_is_the_models_continuation_of_the_review_prompt(tiny_fit):
@@ -291,7 +314,25 @@ DAMAGES = {
         ValueError,
         r"histories.json: `u` must map to a list of catalog item IDs",
     ),
+    "rating out of range": (
+        _write("ratings.json", b'{"u": [["S000193987", 7]]}'),
+        ValueError,
+        r"ratings.json: `u` must map to a list of \[catalog item ID, stars 1-5\]",
+    ),
 }
+
+
+def test_a_model_directory_from_before_user_ratings_still_loads_and_rates(tiny_fit, tiny_model_dir, tmp_path):
+    """Directories written before ratings.json existed load with no ratings; their prompts show none."""
+    old = tmp_path / "old"
+    shutil.copytree(tiny_model_dir, old)
+    (old / "ratings.json").unlink()
+    back = Recommender.from_pretrained(old, device="cpu")
+    assert back.ratings == {}
+    user, item = next(iter(back.histories)), next(iter(back.catalog))
+    assert 1.0 <= back.predict_rating(user, item) <= 5.0
+    # The saved directory keeps every user's ratings: a reload rates as the trained model does.
+    assert Recommender.from_pretrained(tiny_model_dir, device="cpu").ratings == tiny_fit.recommender.ratings
 
 
 @pytest.mark.parametrize("damage, error, match", list(DAMAGES.values()), ids=list(DAMAGES))

@@ -172,6 +172,15 @@ class RecData:
             seqs.setdefault(u, []).append(i)
         return seqs
 
+    def ratings(self) -> dict[str, list[tuple[str, float]]]:
+        """Each user's rated items as (item, stars) in time order; interactions without a rating are left out."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        cols = (self.column("interactions", c) for c in ("user_id", "item_id", "rating"))
+        for u, i, r in zip(*cols):
+            if r > 0:
+                out.setdefault(u, []).append((i, float(r)))
+        return out
+
     def stats(self) -> dict[str, Any]:
         """Users, items, interactions, density, sequence lengths and task coverage (computed in Arrow)."""
         import pyarrow.compute as pc

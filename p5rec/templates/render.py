@@ -87,6 +87,11 @@ class ExampleBuilder:
             c: data.column("interactions", c)
             for c in ("user_id", "item_id", "rating", "review", "summary", "feature", "explanation")
         }
+        # Each user's rated training reviews (row numbers, oldest first): what `user_ratings` shows.
+        self._rated: dict[str, list[int]] = {}
+        for r in splits.review_rows("train").tolist():
+            if self._cols["rating"][r] > 0:
+                self._rated.setdefault(self._cols["user_id"][r], []).append(r)
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
@@ -157,7 +162,11 @@ class ExampleBuilder:
         src, tgt = tpl.render(ctx["vars"]())
         return Example(src, tgt, tpl.task, tpl.id, tpl.split, ctx["user"], ctx["item"], ctx["meta"])
 
-    def _vars(self, task: str, user: str, item: str, history: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    def _vars(
+        self, task: str, user: str, item: str, history: list[str] | None = None, row: int | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        if "user_ratings" in TASKS[task].variables:
+            extra["user_ratings"] = self._user_ratings(user, row)
         return prompt_variables(
             self.users.id_of(user) if user else "",
             (self._item_id[item], self.titles.get(item, "")) if item else None,
@@ -169,6 +178,12 @@ class ExampleBuilder:
             max_review_words=self.config.max_review_words,
             **extra,
         )
+
+    def _user_ratings(self, user: str, row: int | None) -> list[tuple[str, float]]:
+        """The user's most recent rated training reviews other than `row`, as (ID string, stars)."""
+        m, c = self.config.max_history, self._cols
+        rows = [k for k in self._rated.get(user, [])[-(m + 1) :] if k != row][-m:]
+        return [(self._item_id[c["item_id"][k]], float(c["rating"][k])) for k in rows]
 
     def _contexts(
         self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None
@@ -264,7 +279,7 @@ class ExampleBuilder:
                 "user": user,
                 "item": item,
                 "meta": {"rating": rating, "row": int(r)},
-                "vars": partial(self._vars, task, user, item, **extra),
+                "vars": partial(self._vars, task, user, item, row=int(r), **extra),
             }
 
 
@@ -274,6 +289,7 @@ def prompt_variables(
     history: list[tuple[str, str]] | None,
     max_history: int,
     max_review_words: int | None = None,
+    user_ratings: list[tuple[str, float]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The variables a template sees, from ID strings and titles (shared by training and the API).
@@ -283,6 +299,8 @@ def prompt_variables(
         item: (ID string, title) of the item in question, if any.
         history: (ID string, title) per past item, oldest first; only the last `max_history` are kept.
         max_review_words: a `review_text` keeps only its first this many words (None: all).
+        user_ratings: (ID string, stars) per other rating of the user, oldest first; the last
+            `max_history` become `user_ratings` ("item_7 5.0").
         extra: task-specific variables (rating, candidates, review_text, ...).
     """
     v: dict[str, Any] = {"user_id": user_id}
@@ -292,6 +310,8 @@ def prompt_variables(
         h = history[-max_history:]
         v["history"] = [i for i, _ in h]
         v["history_titles"] = [t for _, t in h]
+    if user_ratings is not None:
+        v["user_ratings"] = [f"{i} {format_rating(r)}" for i, r in user_ratings[-max_history:]]
     v.update(extra)
     if max_review_words is not None and "review_text" in v:
         words = v["review_text"].split()

@@ -35,6 +35,12 @@ class TaskSpec:
 
 _USER = {"user_id": "the user's ID string, e.g. user_23"}
 _ITEM = {"item_id": "the item's ID string, e.g. item_7391", "item_title": "the item's title ('' if unknown)"}
+# A user's bias (one gives 5 stars to everything, another rarely) is what a biased MF learns and a
+# text user ID cannot carry: rating prompts show the user's other known ratings instead.
+_RATINGS = {
+    "user_ratings": "list of the user's other known ratings, oldest first, each 'ITEM_ID STARS' "
+    "(e.g. 'item_7 5.0'; in evaluation the training reviews only, never the rated item itself)"
+}
 _HISTORY = {
     "history": "list of item ID strings the user interacted with, oldest first (truncated to the most recent)",
     "history_titles": "list of titles aligned with `history`",
@@ -44,7 +50,11 @@ TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in [
         TaskSpec(
-            "rating", "rating", {**_USER, **_ITEM, "rating": "the star rating as text, e.g. 4.0"}, "rating", "rating"
+            "rating",
+            "rating",
+            {**_USER, **_ITEM, **_RATINGS, "rating": "the star rating as text, e.g. 4.0"},
+            "rating",
+            "rating",
         ),
         TaskSpec(
             "sequential",
@@ -101,7 +111,13 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec(
             "review_rating",
             "review",
-            {**_USER, **_ITEM, "review_text": "the review body", "rating": "the star rating as text (the answer)"},
+            {
+                **_USER,
+                **_ITEM,
+                **_RATINGS,
+                "review_text": "the review body",
+                "rating": "the star rating as text (the answer)",
+            },
             "rating",
             "rating",
         ),
@@ -129,6 +145,7 @@ _SAMPLES = (
         "history_titles": ["Nylon Guitar Strings", "Clip-on Tuner", "Padded Gig Bag"],
         "candidates": ["item_201", "item_104", "item_202", "item_203"],
         "rating": "4.0",
+        "user_ratings": ["item_101 5.0", "item_103 4.0"],
         "answer": "yes",
         "feature": "sound",
         "explanation": "The sound is clear and warm.",
@@ -143,6 +160,7 @@ _SAMPLES = (
         "history_titles": ["Practice Pad", "Stick Bag"],
         "candidates": ["item_305", "item_401", "item_402"],
         "rating": "2.0",
+        "user_ratings": ["item_302 1.0"],
         "answer": "no",
         "feature": "grip",
         "explanation": "The grip wears off after a week.",
