@@ -108,7 +108,7 @@ def test_a_summary_is_the_models_continuation_of_the_review_prompt(tiny_fit):
     rec = tiny_fit.recommender
     reviews = ["The sound is great. I use it every day.", "Strings broke after a week."]
     tpl = _seen_template(rec, "review_summary", {"review_text", "user_id"})
-    own = [rec.generate(tpl.render({"review_text": r, "user_id": NEW_USER, "summary": ""})[0]) for r in reviews]
+    own = rec.predictor.write([tpl.render({"review_text": r, "user_id": NEW_USER, "summary": ""})[0] for r in reviews])
     assert rec.summarize_batch(reviews) == own  # no echo of the prompt, no other template, same in a batch
     user, item = next(iter(rec.histories)), next(iter(rec.catalog))
     requests = [(user, item, "sound"), (user, item, None)]
@@ -385,17 +385,34 @@ def test_saving_never_replaces_a_folder_of_other_files(tiny_fit, tmp_path):
     check_model_dir(tmp_path / "empty")
 
 
+def test_text_answers_are_never_empty_and_never_item_ids(tiny_fit, monkeypatch):
+    """`write` (summaries, explanations) holds a visible word and no ID token; raw generation is unconstrained."""
+    from p5rec.decoding.text import VisibleTextLogitsProcessor
+
+    rec = tiny_fit.recommender
+    asked = []
+    generate = rec.model.generate
+    monkeypatch.setattr(rec.model, "generate", lambda **kw: asked.append(kw) or generate(**kw))
+    prompts = ["Write a headline for the review. Review: good strings", rec.items.id_strings()[0]]
+    raw = [rec.generate(p) for p in prompts]
+    assert "logits_processor" not in asked[-1]
+    written = rec.predictor.write(prompts)
+    assert isinstance(asked[-1]["logits_processor"][0], VisibleTextLogitsProcessor)
+    assert all(w and not set(w.split()) & set(rec.items.id_strings()) for w in written)
+    assert "" in raw  # the same untrained model, unconstrained, ends before writing anything
+
+
 def test_a_summary_prompt_shows_as_many_review_words_as_training_did(tiny_fit, monkeypatch):
     import dataclasses
 
     rec = tiny_fit.recommender
     seen = []
 
-    def generate_text(prompts, **kw):
+    def write(prompts, **kw):
         seen.extend(prompts)
         return ["x"] * len(prompts)
 
-    monkeypatch.setattr(rec.predictor, "generate_text", generate_text)
+    monkeypatch.setattr(rec.predictor, "write", write)
     examples = dataclasses.replace(rec.config.examples, max_review_words=2)
     monkeypatch.setattr(rec, "config", dataclasses.replace(rec.config, examples=examples))
     rec.summarize("The sound is great. I use it every day.")

@@ -453,3 +453,15 @@ def test_next_item_percentile_reads_the_distribution_after_the_last_history_item
     with pytest.raises(ValueError, match="`asked` has 1 items for 2 prompts"):
         next_item_percentile(model, batch, items, [5])
 
+
+
+def test_visible_text_processor_bans_ids_and_an_end_before_a_visible_token():
+    from p5rec.decoding.text import VisibleTextLogitsProcessor
+
+    blank = torch.tensor([True, True, False, False, True])  # 0 eos, 1 "▁", 2 "good", 3 "<item_1>", 4 pad
+    proc = VisibleTextLogitsProcessor(blank, banned=[3, 4, 0], eos_token_id=0)
+    prompt = torch.tensor([[7, 7], [7, 7]])
+    out = proc(prompt, torch.zeros(2, 6))  # first step: nothing written yet, no end; 5 is past the tokenizer
+    assert torch.isinf(out[:, [0, 3, 4, 5]]).all() and not torch.isinf(out[:, [1, 2]]).any()
+    out = proc(torch.tensor([[7, 7, 1], [7, 7, 2]]), torch.zeros(2, 6))  # row 0 wrote only "▁", row 1 a word
+    assert torch.isinf(out[0, 0]) and not torch.isinf(out[1, 0])

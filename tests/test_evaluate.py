@@ -71,7 +71,7 @@ class _FakePredictor:
     def rating_distribution(self, prompts):
         return [list(self.dist) for _ in prompts]
 
-    def generate_text(self, prompts, num_beams=1, max_new_tokens=None):
+    def write(self, prompts, num_beams=1):
         raise AssertionError("ratings are read off the answer distribution, never generated as free text")
 
 
@@ -180,7 +180,7 @@ class _YesNoStub:
         self.answers, self.asked = answers, items
         return list(self.p_yes)
 
-    def generate_text(self, prompts, max_new_tokens=None, num_beams=1):
+    def write(self, prompts, num_beams=1):
         raise AssertionError("yes/no is read off P(yes) and P(no), never generated as free text")
 
 

@@ -8,16 +8,18 @@ and a ranked position reads its raw ID and ID string back from the same index.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.decoding.affinity import next_item_percentile
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, rating_distribution
+from p5rec.decoding.text import VisibleTextLogitsProcessor, blank_tokens
 from p5rec.decoding.trie import ItemTrie
 from p5rec.ids.index import ItemIndex
 from p5rec.modeling.attention import attention_kernels
@@ -126,8 +128,26 @@ class Predictor:
         return out
 
     @torch.inference_mode()
-    def generate_text(self, prompts: Sequence[str], num_beams: int = 1, max_new_tokens: int | None = None) -> list[str]:
-        """Free text (explanations, summaries, yes/no): greedy or beam search, unconstrained."""
+    def write(self, prompts: Sequence[str], num_beams: int = 1) -> list[str]:
+        """The answer of a text task (an explanation, a summary): words, never empty, never an item ID.
+
+        :class:`~p5rec.decoding.text.VisibleTextLogitsProcessor` keeps a small model, trained mostly
+        on item answers, from ending at once or writing ID tokens (which decode to nothing).
+        """
+        return self.generate_text(prompts, num_beams, text_answer=True)
+
+    @functools.cached_property
+    def _text_rules(self) -> tuple[torch.Tensor, list[int]]:
+        """Blank tokens over the model's vocabulary, and the tokens a text answer never holds."""
+        added = self.items.new_tokens()
+        ids = self.tokenizer.convert_tokens_to_ids(added) if added else []
+        return blank_tokens(self.tokenizer, len(self.tokenizer)), [*ids, *self.tokenizer.all_special_ids]
+
+    @torch.inference_mode()
+    def generate_text(
+        self, prompts: Sequence[str], num_beams: int = 1, max_new_tokens: int | None = None, text_answer: bool = False
+    ) -> list[str]:
+        """Free text from any prompt: greedy or beam search, unconstrained unless `text_answer` (see :meth:`write`)."""
         out: list[str] = []
         max_new = max_new_tokens or self.max_target_length
         with self._lock, attention_kernels(self.device):
@@ -140,11 +160,16 @@ class Predictor:
                     no_repeat_ngram_size=4,  # small models loop ("is is is ..."); no real sentence repeats 4 pieces
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id,
+                    **({"logits_processor": LogitsProcessorList([self._text_processor()])} if text_answer else {}),
                 )
                 if not self.encoder_decoder:
                     gen = gen[:, batch["input_ids"].shape[1] :]
                 out += [t.strip() for t in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
         return out
+
+    def _text_processor(self) -> VisibleTextLogitsProcessor:
+        blank, banned = self._text_rules
+        return VisibleTextLogitsProcessor(blank, banned, self.tokenizer.eos_token_id)
 
     @torch.inference_mode()
     def answer_distribution(self, prompts: Sequence[str], answers: Sequence[str]) -> list[list[float]]:

@@ -152,7 +152,7 @@ def _score(
             "auc": binary_auc(p_yes, truth),
         }
         return metrics
-    hyps = predictor.generate_text(prompts, num_beams=cfg.text_beams)
+    hyps = predictor.write(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
     return {f"bleu_{max_n}": bleu(refs, hyps, max_n=max_n), **rouge(refs, hyps)}
