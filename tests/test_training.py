@@ -114,3 +114,61 @@ def test_epoch_tokenization_takes_the_fast_path_and_equals_the_tokenizers_own_ca
         assert spy.calls == [len(prompts)]
     finally:
         tok.backend_tokenizer.no_padding()
+
+
+@pytest.mark.parametrize("architecture", ["gpt_neox", "t5"])
+def test_dropout_rate_sets_every_dropout_and_restores_it(architecture, tiny_fit):
+    import torch
+
+    from p5rec.modeling.backbone import ModelConfig, build_scratch_model
+    from p5rec.modeling.dropout import dropout_rate
+
+    model = build_scratch_model(
+        ModelConfig(backbone="tiny", architecture=architecture, dropout=0.5), tiny_fit.recommender.tokenizer, seed=0
+    )
+
+    def rates():
+        mods = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+        attn = [
+            getattr(m, n) for m in model.modules() for n in ("attention_dropout", "dropout")
+            if isinstance(getattr(m, n, None), float)
+        ]  # fmt: skip
+        return mods, attn
+
+    before = rates()
+    assert before[0] and before[1] and set(before[0] + before[1]) == {0.5}  # hidden and attention dropout found
+    with dropout_rate(model, 0.1):
+        inside = rates()
+        assert set(inside[0] + inside[1]) == {0.1} and len(inside[0]) == len(before[0])
+    assert rates() == before
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"), dropout_rate(model, 1.0):
+        pass
+
+
+def test_batches_without_a_history_train_at_text_dropout(monkeypatch):
+    """Only the batches of tasks that show no item history (ratings, text) switch to `text_dropout`."""
+    import dataclasses
+
+    from conftest import tiny_config
+
+    import p5rec.training.trainer as trainer
+    from p5rec.pipeline import fit
+
+    switched, history_free = [], []
+    step = trainer._train_step
+
+    def spy(model, batch, *args, **kwargs):
+        flags = batch.get("history_free")
+        history_free.append(None if flags is None else bool(flags.all()))
+        return step(model, batch, *args, **kwargs)
+
+    original = trainer.dropout_rate
+    monkeypatch.setattr(trainer, "_train_step", spy)
+    monkeypatch.setattr(trainer, "dropout_rate", lambda model, p: switched.append(p) or original(model, p))
+    config = tiny_config()
+    fit(dataclasses.replace(config, model=dataclasses.replace(config.model, text_dropout=0.05)), progress=False)
+    assert switched == [0.05] * history_free.count(True) and 0 < len(switched) < len(history_free)
+    switched.clear()
+    history_free.clear()
+    fit(config, progress=False)  # unset: no flag is collated, no batch switches
+    assert switched == [] and set(history_free) == {None}

@@ -40,6 +40,9 @@ class ModelConfig:
             through attention (text after the history): at 0.5 next-item NDCG@10 fell by ~25% for
             such prompts, while for the shipped prompts, which end with the history, 0.5 was best
             (docs/benchmarks.md).
+        text_dropout: dropout (hidden and attention) while training on batches of the tasks that
+            answer in words or stars and show no item history (ratings, explanations, reviews);
+            None: as `dropout`. At 0.5 such batches teach a small model to ignore its prompt.
     """
 
     backbone: str = AUTO
@@ -49,6 +52,7 @@ class ModelConfig:
     max_target_length: int = 64
     dropout: float | None = None
     attention_dropout: float | None = None
+    text_dropout: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -57,7 +61,7 @@ class ModelConfig:
             raise ValueError(f"`vocab_size` ({self.vocab_size}) must be >= 64")
         if self.max_input_length < 8 or self.max_target_length < 2:
             raise ValueError("`max_input_length` must be >= 8 and `max_target_length` >= 2")
-        for name in ("dropout", "attention_dropout"):
+        for name in ("dropout", "attention_dropout", "text_dropout"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` ({value!r}) must be in [0, 1)")

@@ -28,6 +28,8 @@ class Encoded:
     labels: list[list[int]]
     groups: list[int] | None = None
     prompt_labels: list[list[tuple[int, int]]] | None = None  # per example: (prompt position, token) losses
+    # Per example: its task shows no item history (ratings, text); the collator passes it on as `history_free`.
+    history_free: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -151,9 +153,12 @@ class CausalCollator:
 
 
 def _with_groups(batch: dict[str, torch.Tensor], encoded: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
-    """Add `task_ids` (B,) when the examples carry loss groups; the trainer pops it before the forward."""
+    """Add `task_ids` (B,) when the examples carry loss groups, and `history_free` (B,) when the
+    examples say whether their task shows a history; the trainer pops both before the forward."""
     if encoded.groups is not None:
         batch["task_ids"] = torch.tensor([encoded.groups[i] for i in indices], dtype=torch.long)
+    if encoded.history_free is not None:
+        batch["history_free"] = torch.tensor([encoded.history_free[i] for i in indices], dtype=torch.bool)
     return batch
 
 

@@ -182,9 +182,11 @@ class EpochLoader:
             None if parts[0].enc.prompt_labels is None else [x for p in parts for x in p.enc.prompt_labels],
         )
         tasks = [t for p in parts for t in p.tasks]
+        with_history = set().union(*(p.with_history for p in parts))
+        if self.model_config.text_dropout is not None:
+            enc.history_free = [t not in with_history for t in tasks]
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
-            with_history = set().union(*(p.with_history for p in parts))
             batches = task_batches(tasks, lengths, config.batch_size, rng, with_history)
         else:
             batches = length_grouped_batches(lengths, config.batch_size, rng)

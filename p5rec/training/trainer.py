@@ -16,6 +16,7 @@ FSDP and DeepSpeed come from the accelerate config file; nothing here is specifi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from p5rec._atomic import atomic_path
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.config import ModelConfig
+from p5rec.modeling.dropout import dropout_rate
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.config import TrainConfig
 from p5rec.training.epochs import EpochLoader, ExampleSource
@@ -83,7 +85,7 @@ def train(
         model, tokenizer: the backbone (with LoRA applied or not) and its tokenizer.
         builder: renders each epoch's examples (`ExampleBuilder`, or a mixture of several).
         config: optimization, checkpoint, weighting, validation and logging settings.
-        model_config: token limits.
+        model_config: token limits, and `text_dropout` for batches without an item history.
         on_epoch_end: called with (epoch, unwrapped model); returned metrics are logged.
         progress: show the progress bar (main process only).
         validate: unwrapped model -> {"task/metric": value} on the validation split; enables
@@ -150,7 +152,16 @@ def train(
             model.train()
             for batch in batches:
                 loss = _train_step(
-                    model, batch, accelerator, optimizer, scheduler, params, config, weighting, encoder_decoder
+                    model,
+                    batch,
+                    accelerator,
+                    optimizer,
+                    scheduler,
+                    params,
+                    config,
+                    weighting,
+                    encoder_decoder,
+                    model_config.text_dropout,
                 )
                 state["batch"] += 1
                 value = accelerator.reduce(loss.detach().float(), "mean").item()
@@ -268,11 +279,29 @@ def _resume(accelerator, path: Path, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_step(
-    model, batch, accelerator, optimizer, scheduler, params, config: TrainConfig, weighting, encoder_decoder: bool
+    model,
+    batch,
+    accelerator,
+    optimizer,
+    scheduler,
+    params,
+    config: TrainConfig,
+    weighting,
+    encoder_decoder: bool,
+    text_dropout: float | None = None,
 ) -> torch.Tensor:
-    """Forward, backward and (at the end of an accumulation) an optimizer step; returns the batch's loss."""
+    """Forward, backward and (at the end of an accumulation) an optimizer step; returns the batch's loss.
+
+    A batch whose every example shows no item history trains at `text_dropout` (`ModelConfig`), if set.
+    """
     task_ids = batch.pop("task_ids", None)
-    with accelerator.accumulate(model), attention_kernels(accelerator.device):
+    history_free = batch.pop("history_free", None)
+    quiet = text_dropout is not None and history_free is not None and bool(history_free.all())
+    with (
+        accelerator.accumulate(model),
+        attention_kernels(accelerator.device),
+        dropout_rate(model, text_dropout) if quiet else contextlib.nullcontext(),
+    ):
         out = model(**batch)
         if weighting is None:
             loss = objective = out.loss
