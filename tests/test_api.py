@@ -63,16 +63,11 @@ def test_a_rating_is_the_mean_of_the_models_stars_for_that_user_and_item(tiny_fi
     from p5rec.templates.tasks import RATING_VALUES
 
     rec = tiny_fit.recommender
-    user = next(iter(rec.histories))
-    rated, m = rec.ratings[user], rec.max_history
-    # The first asked item is one the user rated: its own rating must not show in its prompt.
-    items = [rated[-1][0], *[i for i in rec.catalog if i != rated[-1][0]][:3]]
-    tpl = _seen_template(rec, "rating", {"user_id", "item_id", "item_title", "user_ratings"})
-    assert "user_ratings" in tpl.input_variables
+    user, items = next(iter(rec.histories)), list(rec.catalog)[:4]
+    tpl = _seen_template(rec, "rating", {"user_id", "item_id", "item_title"})
     prompts = [
         tpl.render({"user_id": rec.users.id_of(user), "item_id": rec.items.id_of(i),
-                    "item_title": rec.catalog[i]["title"], "rating": "",
-                    "user_ratings": [f"{rec.items.id_of(j)} {r:.1f}" for j, r in rated if j != i][-m:]})[0]
+                    "item_title": rec.catalog[i]["title"], "rating": ""})[0]
         for i in items
     ]  # fmt: skip
     stars = [float(v) for v in RATING_VALUES]
@@ -84,22 +79,29 @@ def test_a_rating_is_the_mean_of_the_models_stars_for_that_user_and_item(tiny_fi
     assert len({round(r, 6) for r in ratings}) == len(items)  # the item in the prompt moves the answer
 
 
-def test_a_rating_prompt_shows_the_users_own_ratings(tiny_fit):
-    """Two users asked about the same item get prompts with their own ratings, so different answers."""
-    rec = tiny_fit.recommender
+def test_a_rating_template_with_user_ratings_shows_the_users_other_ratings(tiny_fit):
+    """`user_ratings` holds the user's own ratings, the asked item's left out, the most recent `max_history`."""
+    from p5rec.templates.load import TemplateSet
+    from p5rec.templates.template import PromptTemplate
+
+    base = tiny_fit.recommender
+    text = "{{ user_id }} rated {{ user_ratings | join(' , ') }} . {{ item_id }}"
+    mine = PromptTemplate("rating-mine", "rating", text, "{{ rating }}")
+    templates = TemplateSet([*base.templates, mine])
+    rec = Recommender(base.model, base.tokenizer, base.items, base.users, base.catalog, base.histories, templates,
+                      base.config, base.ratings)  # fmt: skip
     users = list(rec.histories)[:2]
-    item = next(i for i in rec.catalog if all(i not in {j for j, _ in rec.ratings[u]} for u in users))
+    rated = rec.ratings[users[0]]
+    asked = rated[-1][0]  # an item the first user rated: its own rating must not show in its prompt
     seen = []
     original = rec.predictor.rate
     rec.predictor.rate = lambda prompts: seen.extend(prompts) or original(prompts)
-    try:
-        a = rec.predict_ratings([(u, item) for u in users])
-    finally:
-        rec.predictor.rate = original
-    for user, prompt in zip(users, seen):
-        last = rec.ratings[user][-1]
-        assert f"{rec.items.id_of(last[0])} {last[1]:.1f}" in prompt
-    assert a[0] != pytest.approx(a[1], abs=1e-6)
+    ratings = rec.predict_ratings([(u, asked) for u in users], template="rating-mine")
+    shown = [f"{rec.items.id_of(i)} {r:.1f}" for i, r in rated if i != asked][-rec.max_history :]
+    assert seen[0] == f"{rec.users.id_of(users[0])} rated {' , '.join(shown)} . {rec.items.id_of(asked)}"
+    last = rec.ratings[users[1]][-1]
+    assert f"{rec.items.id_of(last[0])} {last[1]:.1f}" in seen[1]
+    assert ratings[0] != pytest.approx(ratings[1], abs=1e-6)  # their own ratings move the answer
 
 
 def test_a_summary_is_the_models_continuation_of_the_review_prompt(tiny_fit):

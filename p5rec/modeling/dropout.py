@@ -2,9 +2,10 @@
 
 Why: the recipe's strong dropout (0.5, SASRec's value for sparse item IDs) also falls on the
 batches of tasks that answer in words or stars (ratings, explanations, reviews), and there it keeps
-the model from reading its prompt at all: trained on ratings alone, a nano model at dropout 0.5
-predicts one fixed distribution for every user (Gift Cards valid RMSE .470, the global mean's),
-while at 0.1 it learns the users' own scales (.40) within ten epochs (docs/benchmarks.md).
+the model from reading its prompt at all: trained on ratings alone, with prompts that show the
+user's other ratings, a nano model at dropout 0.5 predicts one fixed distribution for every user
+(Gift Cards valid RMSE .470, the global mean's), while at 0.1 it learns the users' own scales (.40)
+within ten epochs (docs/benchmarks.md, "Ratings"). `model.text_dropout` applies it per batch.
 """
 
 from __future__ import annotations
