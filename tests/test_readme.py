@@ -197,6 +197,7 @@ def test_cheap_commands_run_for_real_on_tiny_data(tiny_model_dir, tmp_path, monk
 
 
 def test_python_blocks_run_against_the_demo_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import p5rec
     import p5rec.pipeline
 
     shutil.copytree(tiny_model_dir, tmp_path / "runs" / "demo-model")
@@ -206,7 +207,10 @@ def test_python_blocks_run_against_the_demo_model(tiny_model_dir, tmp_path, monk
     class Fitted:  # `fit(RunConfig())` trains for minutes; its result is stood in by the tiny model
         recommender = Recommender.from_pretrained(tiny_model_dir)
 
-    monkeypatch.setattr(p5rec.pipeline, "fit", lambda config, **kwargs: Fitted())
+    stand_in = lambda config, **kwargs: Fitted()  # noqa: E731
+    monkeypatch.setattr(p5rec.pipeline, "fit", stand_in)
+    # `from p5rec import fit` reads the package attribute, which an earlier lookup may have cached.
+    monkeypatch.setattr(p5rec, "fit", stand_in, raising=False)
     for block in fenced("python"):
         exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own examples
     assert "We recommend" in capsys.readouterr().out
