@@ -152,17 +152,9 @@ def train(
             model.train()
             for batch in batches:
                 loss = _train_step(
-                    model,
-                    batch,
-                    accelerator,
-                    optimizer,
-                    scheduler,
-                    params,
-                    config,
-                    weighting,
-                    encoder_decoder,
+                    model, batch, accelerator, optimizer, scheduler, params, config, weighting, encoder_decoder,
                     model_config.text_dropout,
-                )
+                )  # fmt: skip
                 state["batch"] += 1
                 value = accelerator.reduce(loss.detach().float(), "mean").item()
                 if not math.isfinite(value):
