@@ -117,11 +117,11 @@ def test_epoch_tokenization_takes_the_fast_path_and_equals_the_tokenizers_own_ca
 
 
 @pytest.mark.parametrize("architecture", ["gpt_neox", "t5"])
-def test_dropout_rate_sets_every_dropout_and_restores_it(architecture, tiny_fit):
+def test_dropout_rates_set_every_dropout_and_restore_it(architecture, tiny_fit):
     import torch
 
     from p5rec.modeling.backbone import ModelConfig, build_scratch_model
-    from p5rec.modeling.dropout import dropout_rate
+    from p5rec.modeling.dropout import DropoutRates
 
     model = build_scratch_model(
         ModelConfig(backbone="tiny", architecture=architecture, dropout=0.5), tiny_fit.recommender.tokenizer, seed=0
@@ -137,11 +137,13 @@ def test_dropout_rate_sets_every_dropout_and_restores_it(architecture, tiny_fit)
 
     before = rates()
     assert before[0] and before[1] and set(before[0] + before[1]) == {0.5}  # hidden and attention dropout found
-    with dropout_rate(model, 0.1):
+    switch = DropoutRates(model)
+    assert len(switch) == len(before[0]) + len(before[1])
+    with switch.set(0.1):
         inside = rates()
         assert set(inside[0] + inside[1]) == {0.1} and len(inside[0]) == len(before[0])
     assert rates() == before
-    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"), dropout_rate(model, 1.0):
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\)"), switch.set(1.0):
         pass
 
 
@@ -152,22 +154,23 @@ def test_batches_without_a_history_train_at_text_dropout(monkeypatch):
     from conftest import tiny_config
 
     import p5rec.training.trainer as trainer
+    from p5rec.modeling.dropout import DropoutRates
     from p5rec.pipeline import fit
 
     switched, history_free = [], []
     step = trainer._train_step
 
     def spy(model, batch, *args, **kwargs):
-        flags = batch.get("history_free")
-        history_free.append(None if flags is None else bool(flags.all()))
+        history_free.append(batch.get("history_free"))
         return step(model, batch, *args, **kwargs)
 
-    original = trainer.dropout_rate
+    original = DropoutRates.set
     monkeypatch.setattr(trainer, "_train_step", spy)
-    monkeypatch.setattr(trainer, "dropout_rate", lambda model, p: switched.append(p) or original(model, p))
+    monkeypatch.setattr(DropoutRates, "set", lambda self, p: switched.append(p) or original(self, p))
     config = tiny_config()
     fit(dataclasses.replace(config, model=dataclasses.replace(config.model, text_dropout=0.05)), progress=False)
-    assert switched == [0.05] * history_free.count(True) and 0 < len(switched) < len(history_free)
+    assert set(history_free) == {True, False}  # a plain bool per batch, kept on the CPU
+    assert switched == [0.05] * history_free.count(True)
     switched.clear()
     history_free.clear()
     fit(config, progress=False)  # unset: no flag is collated, no batch switches

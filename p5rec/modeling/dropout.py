@@ -20,24 +20,38 @@ from torch import nn
 _RATE_ATTRIBUTES = ("attention_dropout", "dropout")
 
 
-@contextlib.contextmanager
-def dropout_rate(model: nn.Module, p: float) -> Iterator[None]:
-    """Within the block, every dropout of `model` (hidden and attention) drops with probability `p`."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout `p` ({p!r}) must be in [0, 1)")
-    saved: list[tuple[object, str, float]] = []
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            saved.append((module, "p", module.p))
-            module.p = p
-            continue
-        for name in _RATE_ATTRIBUTES:
-            value = getattr(module, name, None)
-            if isinstance(value, float) and not isinstance(value, bool):
-                saved.append((module, name, value))
-                setattr(module, name, p)
-    try:
-        yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
+class DropoutRates:
+    """Every dropout rate of `model` (each `nn.Dropout` and the attention rates), found once.
+
+    `with rates.set(p):` drops with probability `p` everywhere within the block and restores the
+    model's own rates after. Finding the rates walks every module (0.4-0.7 ms for the `small`
+    presets), so it happens here once, not in each training step that switches.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self._targets: list[tuple[nn.Module, str]] = []
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                self._targets.append((module, "p"))
+                continue
+            self._targets += [
+                (module, name)
+                for name in _RATE_ATTRIBUTES
+                if isinstance(getattr(module, name, None), float) and not isinstance(getattr(module, name), bool)
+            ]
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    @contextlib.contextmanager
+    def set(self, p: float) -> Iterator[None]:
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout `p` ({p!r}) must be in [0, 1)")
+        saved = [getattr(module, name) for module, name in self._targets]
+        for module, name in self._targets:
+            setattr(module, name, p)
+        try:
+            yield
+        finally:
+            for (module, name), value in zip(self._targets, saved):
+                setattr(module, name, value)

@@ -153,12 +153,15 @@ class CausalCollator:
 
 
 def _with_groups(batch: dict[str, torch.Tensor], encoded: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
-    """Add `task_ids` (B,) when the examples carry loss groups, and `history_free` (B,) when the
-    examples say whether their task shows a history; the trainer pops both before the forward."""
+    """Add `task_ids` (B,) when the examples carry loss groups, and `history_free` when the examples
+    say whether their task shows a history; the trainer pops both before the forward.
+
+    `history_free` is one Python bool for the batch (all its examples show none): it stays on the
+    CPU, so reading it costs the training step no device synchronisation."""
     if encoded.groups is not None:
         batch["task_ids"] = torch.tensor([encoded.groups[i] for i in indices], dtype=torch.long)
     if encoded.history_free is not None:
-        batch["history_free"] = torch.tensor([encoded.history_free[i] for i in indices], dtype=torch.bool)
+        batch["history_free"] = all(encoded.history_free[i] for i in indices)
     return batch
 
 

@@ -35,7 +35,7 @@ from p5rec._atomic import atomic_path
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.config import ModelConfig
-from p5rec.modeling.dropout import dropout_rate
+from p5rec.modeling.dropout import DropoutRates
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.config import TrainConfig
 from p5rec.training.epochs import EpochLoader, ExampleSource
@@ -122,6 +122,8 @@ def train(
         model = CausalLMObjective(model)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # Rating and text batches train at their own dropout; the model's rates are found once, here.
+    text_dropout = None if model_config.text_dropout is None else (DropoutRates(model), model_config.text_dropout)
     if weighting is not None:
         accelerator.register_for_checkpointing(weighting)
     result = TrainResult()
@@ -153,7 +155,7 @@ def train(
             for batch in batches:
                 loss = _train_step(
                     model, batch, accelerator, optimizer, scheduler, params, config, weighting, encoder_decoder,
-                    model_config.text_dropout,
+                    text_dropout,
                 )  # fmt: skip
                 state["batch"] += 1
                 value = accelerator.reduce(loss.detach().float(), "mean").item()
@@ -280,19 +282,19 @@ def _train_step(
     config: TrainConfig,
     weighting,
     encoder_decoder: bool,
-    text_dropout: float | None = None,
+    text_dropout: tuple[DropoutRates, float] | None = None,
 ) -> torch.Tensor:
     """Forward, backward and (at the end of an accumulation) an optimizer step; returns the batch's loss.
 
-    A batch whose every example shows no item history trains at `text_dropout` (`ModelConfig`), if set.
+    A batch whose examples all show no item history trains at `text_dropout` = (the model's rates,
+    `ModelConfig.text_dropout`), if set.
     """
     task_ids = batch.pop("task_ids", None)
-    history_free = batch.pop("history_free", None)
-    quiet = text_dropout is not None and history_free is not None and bool(history_free.all())
+    quiet = batch.pop("history_free", False) and text_dropout is not None
     with (
         accelerator.accumulate(model),
         attention_kernels(accelerator.device),
-        dropout_rate(model, text_dropout) if quiet else contextlib.nullcontext(),
+        text_dropout[0].set(text_dropout[1]) if quiet else contextlib.nullcontext(),
     ):
         out = model(**batch)
         if weighting is None:
