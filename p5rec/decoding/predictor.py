@@ -138,7 +138,7 @@ class Predictor:
 
     @functools.cached_property
     def _text_rules(self) -> tuple[torch.Tensor, list[int]]:
-        """Blank tokens over the model's vocabulary, and the tokens a text answer never holds."""
+        """Blank tokens over the tokenizer's vocabulary, and the tokens a text answer never holds."""
         added = self.items.new_tokens()
         ids = self.tokenizer.convert_tokens_to_ids(added) if added else []
         return blank_tokens(self.tokenizer, len(self.tokenizer)), [*ids, *self.tokenizer.all_special_ids]

@@ -42,13 +42,13 @@ class VisibleTextLogitsProcessor(LogitsProcessor):
         self._start: int | None = None  # the prompt's width (or the decoder start), seen on the first call
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._start is None:
+        if self._start is None:  # the first step: the prompt's width, and the tables on the model's device once
             self._start = input_ids.shape[1]
+            self.blank, self.banned = self.blank.to(input_ids.device), self.banned.to(input_ids.device)
         scores = scores.clone()
-        scores[:, self.banned.to(scores.device)] = -float("inf")
+        scores[:, self.banned] = -float("inf")
         scores[:, len(self.blank) :] = -float("inf")
-        generated = input_ids[:, self._start :]
-        blank = self.blank.to(input_ids.device)
-        visible = (~blank[generated]).any(dim=1)
+        # From the whole answer so far, not a running flag: beam search reorders rows between steps.
+        visible = (~self.blank[input_ids[:, self._start :]]).any(dim=1)
         scores[~visible, self.eos] = -float("inf")
         return scores
