@@ -236,7 +236,9 @@ class Recommender:
                 None,
                 self.max_history,
                 # The user's other ratings, never the asked item's own (as in training and evaluation).
-                user_ratings=[(self.items.id_of(i), r) for i, r in self.ratings.get(user, []) if i != item],
+                user_ratings=[(self.items.id_of(i), r) for i, r in self.ratings.get(user, []) if i != item]
+                if "user_ratings" in tpl.input_variables
+                else None,
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.rate(prompts)

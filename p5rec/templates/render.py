@@ -159,13 +159,21 @@ class ExampleBuilder:
     # ----------------------------------------------------------------- internals
     def _render(self, tpl: PromptTemplate, ctx: dict[str, Any]) -> Example:
         # A context's variables are computed when it is rendered (`partial`): a sample renders few.
-        src, tgt = tpl.render(ctx["vars"]())
+        src, tgt = tpl.render(ctx["vars"](used=tpl.input_variables))
         return Example(src, tgt, tpl.task, tpl.id, tpl.split, ctx["user"], ctx["item"], ctx["meta"])
 
     def _vars(
-        self, task: str, user: str, item: str, history: list[str] | None = None, row: int | None = None, **extra: Any
+        self,
+        task: str,
+        user: str,
+        item: str,
+        history: list[str] | None = None,
+        row: int | None = None,
+        *,
+        used: frozenset[str] = frozenset(),
+        **extra: Any,
     ) -> dict[str, Any]:
-        if "user_ratings" in TASKS[task].variables:
+        if "user_ratings" in used:  # only for the templates that show it (3.7x the cost of a rating's variables)
             extra["user_ratings"] = self._user_ratings(user, row)
         return prompt_variables(
             self.users.id_of(user) if user else "",
