@@ -20,6 +20,7 @@ from typing import Any
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.config import RunConfig
+from p5rec.data.rating_means import RatingMeans
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.ids import ItemIndex, UserIndex
@@ -27,14 +28,16 @@ from p5rec.model_dir import ModelFiles, check_model_dir, read_model_dir, write_m
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.recipe import trains_history
 from p5rec.templates.load import TemplateSet
-from p5rec.templates.render import prompt_variables
-from p5rec.templates.tasks import TASKS, format_rating
+from p5rec.templates.render import prompt_variables, rating_averages
+from p5rec.templates.tasks import AVERAGE_VARIABLES, TASKS, format_rating
 from p5rec.templates.template import PromptTemplate
 
 # check_model_dir is re-exported: callers check an output folder before training (see p5rec.model_dir).
 __all__ = ["NEW_USER", "RecommendedItem", "Recommendations", "Recommender", "check_model_dir"]
 
 NEW_USER = "user_new"  # the ID string a cold-start user gets in prompts
+# What a rating prompt may show besides the two IDs: the user's known ratings and the two averages.
+_RATING_CONTEXT = frozenset({"user_ratings", *AVERAGE_VARIABLES})
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Recommender:
         self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
         self.templates = templates
         self.ratings = ratings if ratings is not None else {}
+        self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
         self.predictor = Predictor(
@@ -229,7 +233,8 @@ class Recommender:
         for user, item in pairs:
             self._check_user(user)
             self.items.check([item], "item")
-            tpl = self._template("rating", template, {"user_id", "item_id", "item_title", "user_ratings"})
+            tpl = self._template("rating", template, {"user_id", "item_id", "item_title", *_RATING_CONTEXT})
+            used = tpl.input_variables
             v = prompt_variables(
                 self.users.id_of(user),
                 (self.items.id_of(item), self._title(item)),
@@ -237,11 +242,24 @@ class Recommender:
                 self.max_history,
                 # The user's other ratings, never the asked item's own (as in training and evaluation).
                 user_ratings=[(self.items.id_of(i), r) for i, r in self.ratings.get(user, []) if i != item]
-                if "user_ratings" in tpl.input_variables
+                if "user_ratings" in used
                 else None,
+                **(self._averages(user, item) if used & AVERAGE_VARIABLES else {}),
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.rate(prompts)
+
+    def _averages(self, user: str, item: str) -> dict[str, str]:
+        """`user_avg_rating`/`item_avg_rating` over every known rating, less the user's own of `item`."""
+        if self._means is None:
+            if not any(self.ratings.values()):
+                raise ValueError(
+                    "this rating template shows average ratings, but the model has no known ratings "
+                    "(`ratings` / ratings.json in the model directory)"
+                )
+            self._means = RatingMeans.fit((u, i, r) for u, rated in self.ratings.items() for i, r in rated)
+        own = [r for i, r in self.ratings.get(user, []) if i == item]
+        return rating_averages(self._means, user, item, own[-1] if own else None)
 
     def will_like(self, user: str, item: str, template: str | None = None) -> float:
         """The model's yes/no answer to "will `user` pick `item` next?" as a score in [0, 1].

@@ -104,6 +104,34 @@ def test_a_rating_template_with_user_ratings_shows_the_users_other_ratings(tiny_
     assert ratings[0] != pytest.approx(ratings[1], abs=1e-6)  # their own ratings move the answer
 
 
+def test_a_rating_template_with_averages_shows_the_known_ratings_averages(tiny_fit):
+    """`user_avg_rating`/`item_avg_rating` average every known rating but the asked one; none known: an error."""
+    from p5rec.data.rating_means import RatingMeans
+    from p5rec.templates.load import TemplateSet
+    from p5rec.templates.template import PromptTemplate
+
+    base = tiny_fit.recommender
+    mine = PromptTemplate("rating-avg", "rating", "{{ user_avg_rating }} {{ item_avg_rating }} {{ item_id }}",
+                          "{{ rating }}")  # fmt: skip
+    templates = TemplateSet([*base.templates, mine])
+    rec = Recommender(base.model, base.tokenizer, base.items, base.users, base.catalog, base.histories, templates,
+                      base.config, base.ratings)  # fmt: skip
+    user = next(u for u, rated in rec.ratings.items() if rated)
+    asked, stars = rec.ratings[user][-1]
+    other = next(i for i in rec.catalog if i not in {j for j, _ in rec.ratings[user]})
+    seen = []
+    original = rec.predictor.rate
+    rec.predictor.rate = lambda prompts: seen.extend(prompts) or original(prompts)
+    rec.predict_ratings([(user, asked), (user, other)], template="rating-avg")
+    means = RatingMeans.fit((u, i, r) for u, rated in rec.ratings.items() for i, r in rated)
+    assert seen[0] == f"{means.user(user, stars):.1f} {means.item(asked, stars):.1f} {rec.items.id_of(asked)}"
+    assert seen[1] == f"{means.user(user):.1f} {means.item(other):.1f} {rec.items.id_of(other)}"
+    bare = Recommender(base.model, base.tokenizer, base.items, base.users, base.catalog, base.histories, templates,
+                       base.config)  # fmt: skip
+    with pytest.raises(ValueError, match="no known ratings"):
+        bare.predict_rating(user, asked, template="rating-avg")
+
+
 def test_a_summary_is_the_models_continuation_of_the_review_prompt(tiny_fit):
     from p5rec.api import NEW_USER
 

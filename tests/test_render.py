@@ -136,3 +136,22 @@ def test_user_ratings_show_the_users_other_training_ratings_only(builder):
             expected = sorted(expected)[-b.config.max_history :]
             shown = " , ".join(f"{b.items.id_of(c['item_id'][k])} {float(c['rating'][k]):.1f}" for k in expected)
             assert e.input == f"{shown} . {b.items.id_of(e.item)}"
+
+
+def test_average_ratings_leave_out_the_rows_own_rating(builder):
+    """Training rows average the other training ratings; test rows average every training rating."""
+    from p5rec.data.rating_means import RatingMeans
+    from p5rec.templates.template import PromptTemplate
+
+    b, c = builder, builder._cols
+    templates = TemplateSet([PromptTemplate("avg", "rating", "{{ user_avg_rating }} {{ item_avg_rating }}",
+                                            "{{ rating }}")])  # fmt: skip
+    mine = ExampleBuilder(b.data, b.splits, b.items, b.users, templates, b.config)
+    train = [k for k in b.splits.review_rows("train").tolist() if c["rating"][k] > 0]
+    means = RatingMeans.fit((c["user_id"][k], c["item_id"][k], c["rating"][k]) for k in train)
+    for split in ("train", "test"):
+        examples = mine.eval_examples("rating", split, np.random.default_rng(0), template_ids=["avg"])
+        assert examples
+        for e in examples:
+            own = float(c["rating"][e.meta["row"]]) if split == "train" else None
+            assert e.input == f"{means.user(e.user, own):.1f} {means.item(e.item, own):.1f}"

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from p5rec.data.rating_means import RatingMeans
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
 from p5rec.ids.index import ItemIndex, UserIndex
 from p5rec.templates.config import ExampleConfig
 from p5rec.templates.load import TemplateSet
-from p5rec.templates.tasks import TASKS, TITLE_VARIABLES, format_rating
+from p5rec.templates.tasks import AVERAGE_VARIABLES, TASKS, TITLE_VARIABLES, format_rating
 from p5rec.templates.template import PromptTemplate
 
 
@@ -92,6 +93,7 @@ class ExampleBuilder:
         for r in splits.review_rows("train").tolist():
             if self._cols["rating"][r] > 0:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
+        self._means: RatingMeans | None = None  # fitted on first use: only templates showing averages need it
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
@@ -175,6 +177,8 @@ class ExampleBuilder:
     ) -> dict[str, Any]:
         if "user_ratings" in used:  # only for the templates that show it (3.7x the cost of a rating's variables)
             extra["user_ratings"] = self._user_ratings(user, row)
+        if used & AVERAGE_VARIABLES:
+            extra.update(self._averages(user, item, row))
         return prompt_variables(
             self.users.id_of(user) if user else "",
             (self._item_id[item], self.titles.get(item, "")) if item else None,
@@ -192,6 +196,16 @@ class ExampleBuilder:
         m, c = self.config.max_history, self._cols
         rows = [k for k in self._rated.get(user, [])[-(m + 1) :] if k != row][-m:]
         return [(self._item_id[c["item_id"][k]], float(c["rating"][k])) for k in rows]
+
+    def _averages(self, user: str, item: str, row: int | None) -> dict[str, str]:
+        """`user_avg_rating`/`item_avg_rating` over the training ratings, without the row's own."""
+        if self._means is None:
+            c = self._cols
+            rows = [r for rs in self._rated.values() for r in rs]
+            self._means = RatingMeans.fit((c["user_id"][r], c["item_id"][r], c["rating"][r]) for r in rows)
+            self._train_rated = frozenset(rows)
+        own = float(self._cols["rating"][row]) if row is not None and row in self._train_rated else None
+        return rating_averages(self._means, user, item, own)
 
     def _contexts(
         self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None
@@ -326,6 +340,14 @@ def prompt_variables(
         if len(words) > max_review_words:
             v["review_text"] = " ".join(words[:max_review_words])
     return v
+
+
+def rating_averages(means: RatingMeans, user: str, item: str, exclude: float | None = None) -> dict[str, str]:
+    """The two average-rating variables (shared by training and the API), written as ratings are."""
+    return {
+        "user_avg_rating": format_rating(means.user(user, exclude)),
+        "item_avg_rating": format_rating(means.item(item, exclude)),
+    }
 
 
 def _resample(contexts: list, weight: float, rng: np.random.Generator) -> list:

@@ -39,8 +39,14 @@ _ITEM = {"item_id": "the item's ID string, e.g. item_7391", "item_title": "the i
 # text user ID cannot carry: rating prompts show the user's other known ratings instead.
 _RATINGS = {
     "user_ratings": "list of the user's other known ratings, oldest first, each 'ITEM_ID STARS' "
-    "(e.g. 'item_7 5.0'; in evaluation the training reviews only, never the rated item itself)"
+    "(e.g. 'item_7 5.0'; in evaluation the training reviews only, never the rated item itself)",
+    "user_avg_rating": "the user's average star rating over their known ratings, damped toward the global mean "
+    "(e.g. 4.3; never counting the asked rating)",
+    "item_avg_rating": "the item's average star rating over its known ratings, damped toward the global mean "
+    "(e.g. 3.9; never counting the asked rating)",
 }
+# The two averages: computed only for templates that show them.
+AVERAGE_VARIABLES = frozenset({"user_avg_rating", "item_avg_rating"})
 _HISTORY = {
     "history": "list of item ID strings the user interacted with, oldest first (truncated to the most recent)",
     "history_titles": "list of titles aligned with `history`",
@@ -146,6 +152,8 @@ _SAMPLES = (
         "candidates": ["item_201", "item_104", "item_202", "item_203"],
         "rating": "4.0",
         "user_ratings": ["item_101 5.0", "item_103 4.0"],
+        "user_avg_rating": "4.4",
+        "item_avg_rating": "4.1",
         "answer": "yes",
         "feature": "sound",
         "explanation": "The sound is clear and warm.",
@@ -161,6 +169,8 @@ _SAMPLES = (
         "candidates": ["item_305", "item_401", "item_402"],
         "rating": "2.0",
         "user_ratings": ["item_302 1.0"],
+        "user_avg_rating": "2.9",
+        "item_avg_rating": "3.6",
         "answer": "no",
         "feature": "grip",
         "explanation": "The grip wears off after a week.",
