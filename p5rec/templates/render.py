@@ -166,7 +166,6 @@ class ExampleBuilder:
 
     def _vars(
         self,
-        task: str,
         user: str,
         item: str,
         history: list[str] | None = None,
@@ -245,7 +244,7 @@ class ExampleBuilder:
                         "user": user,
                         "item": target,
                         "meta": meta,
-                        "vars": partial(self._vars, task, user, target, history),
+                        "vars": partial(self._vars, user, target, history),
                     }
                 elif task == "direct_choice":
                     n = cfg.train_candidates if split == "train" else cfg.eval_candidates
@@ -257,9 +256,7 @@ class ExampleBuilder:
                         "user": user,
                         "item": target,
                         "meta": meta,
-                        "vars": partial(
-                            self._vars, task, user, target, history, candidates=[item_id[c] for c in cands]
-                        ),
+                        "vars": partial(self._vars, user, target, history, candidates=[item_id[c] for c in cands]),
                     }
                 else:  # direct_yesno: one positive and one negative per context
                     neg = sample_negatives(seq, self.catalog, 1, rng)[0]
@@ -268,7 +265,7 @@ class ExampleBuilder:
                             "user": user,
                             "item": item,
                             "meta": {**meta, "label": answer == "yes"},
-                            "vars": partial(self._vars, task, user, item, history, answer=answer),
+                            "vars": partial(self._vars, user, item, history, answer=answer),
                         }
 
     def _review_contexts(self, task: str, split: str, users: set[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -301,7 +298,7 @@ class ExampleBuilder:
                 "user": user,
                 "item": item,
                 "meta": {"rating": rating, "row": int(r)},
-                "vars": partial(self._vars, task, user, item, row=int(r), **extra),
+                "vars": partial(self._vars, user, item, row=int(r), **extra),
             }
 
 
