@@ -127,6 +127,71 @@ def test_early_stopping_stops_and_restores_the_best_weights(prepared):
     ]
 
 
+def test_the_weight_average_is_validated_kept_and_resumed(prepared, tmp_path):
+    """With `average_epochs`, validation sees the averaged weights, the best average is returned, and
+    a resumed run continues the same average."""
+    from p5rec.training.averaging import WeightAverage, ema_decay
+
+    seen = []
+
+    def validate(model):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"sequential/ndcg@10": [0.5, 0.7, 0.6][len(seen) - 1]}
+
+    tracked: dict[str, WeightAverage] = {}
+    original = WeightAverage.__init__
+
+    def spy(self, model, decay):
+        original(self, model, decay)
+        tracked["average"] = self
+
+    cfg = TrainConfig(epochs=3, batch_size=64, log_every=1, seed=1, average_epochs=0.5)  # 6 steps per epoch
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WeightAverage, "__init__", spy)
+        model, result = _train(prepared, cfg, validate=validate)
+    average = tracked["average"]
+    assert average.decay == pytest.approx(ema_decay(0.5, 6)) == pytest.approx(1 - 1 / 3)
+    assert result.best_step == 12  # the second validation's average is what the model holds now
+    assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
+    raw_last = [p.detach().clone() for p in average.params]
+    assert any(not torch.equal(a, r) for a, r in zip(average.shadow, raw_last))  # an average, not the last step
+
+    run = replace(cfg, output_dir=str(tmp_path), save_every=12)
+    shadows = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(WeightAverage, "__init__", spy)
+        for resume in (None, str(tmp_path / "checkpoints" / "step_00000012")):
+            _train(prepared, replace(run, resume_from=resume))
+            shadows.append(tracked["average"].shadow)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*shadows))  # the checkpoint carries the average
+
+
+def test_weight_average_updates_applies_and_restores():
+    from p5rec.training.averaging import WeightAverage, ema_decay
+
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    average = WeightAverage(layer, decay=0.5)
+    with torch.no_grad():
+        layer.weight.fill_(4.0)
+    average.update()  # 0 + 0.5 * (4 - 0)
+    with torch.no_grad():
+        layer.weight.fill_(8.0)
+    average.update()  # 2 + 0.5 * (8 - 2)
+    with average.applied():
+        assert torch.allclose(layer.weight, torch.full((1, 2), 5.0))
+    assert torch.allclose(layer.weight, torch.full((1, 2), 8.0))  # its own weights back
+    state = average.state_dict()
+    other = WeightAverage(torch.nn.Linear(2, 1, bias=False), decay=0.9)
+    other.load_state_dict(state)
+    assert other.decay == 0.5 and torch.equal(other.shadow[0], average.shadow[0])
+    with pytest.raises(ValueError, match="positive number of epochs"):
+        ema_decay(0, 10)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        WeightAverage(layer, decay=1.0)
+
+
 def test_lower_is_better_for_error_metrics():
     assert not TrainConfig(early_stopping_metric="rating/rmse").higher_is_better()
     assert TrainConfig(early_stopping_metric="sequential/hr@10").higher_is_better()
@@ -140,6 +205,7 @@ def test_lower_is_better_for_error_metrics():
         ({"early_stopping_metric": "ndcg"}, "`early_stopping_metric` \\('ndcg'\\) must look like"),
         ({"report_to": "mlflow"}, "`report_to` must be one of"),
         ({"eval_every": -1}, "`eval_every` must be >= 0"),
+        ({"average_epochs": 0}, "`average_epochs` \\(0\\) must be > 0"),
     ],
 )
 def test_train_config_rejects_bad_settings(kwargs, match):

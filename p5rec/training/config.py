@@ -63,6 +63,9 @@ class TrainConfig:
             (macOS, Windows), epochs are prepared in the training process.
         max_minutes: a training budget: no new epoch starts once this many minutes have passed
             (validation included); the best validated weights are kept as with early stopping.
+        average_epochs: validate, keep and return an exponential moving average of the weights
+            spanning about this many epochs (`training.averaging`) instead of the raw weights;
+            None: the raw weights.
     """
 
     epochs: int = 200
@@ -93,8 +96,14 @@ class TrainConfig:
     group_by_length: bool | None = None
     max_minutes: float | None = None
     prefetch: bool = True
+    average_epochs: float | None = None
 
     def __post_init__(self) -> None:
+        if self.average_epochs is not None and not self.average_epochs > 0:
+            raise ValueError(
+                f"`average_epochs` ({self.average_epochs!r}) must be > 0 (epochs the weight average spans), "
+                "or null for the raw weights"
+            )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"`max_minutes` ({self.max_minutes!r}) must be > 0, or null for no budget")
         if self.epochs < 1:

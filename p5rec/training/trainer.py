@@ -36,6 +36,7 @@ from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.config import ModelConfig
 from p5rec.modeling.dropout import DropoutRates
+from p5rec.training.averaging import WeightAverage, ema_decay
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.config import TrainConfig
 from p5rec.training.epochs import EpochLoader, ExampleSource
@@ -126,6 +127,12 @@ def train(
     text_dropout = None if model_config.text_dropout is None else (DropoutRates(model), model_config.text_dropout)
     if weighting is not None:
         accelerator.register_for_checkpointing(weighting)
+    average = None
+    if config.average_epochs is not None:
+        steps_per_epoch = math.ceil(len(loader) / config.grad_accum)
+        average = WeightAverage(model, ema_decay(config.average_epochs, steps_per_epoch))
+        accelerator.register_for_checkpointing(average)
+    averaged = average.applied if average is not None else contextlib.nullcontext
     result = TrainResult()
     if resume_path is not None:
         state = _resume(accelerator, resume_path, state)
@@ -166,12 +173,15 @@ def train(
                 if not accelerator.sync_gradients:
                     continue
                 state["step"] += 1
+                if average is not None:
+                    average.update()
                 bar.update(1)
                 if state["step"] % config.log_every == 0 or state["step"] == total_steps:
                     entry = log.loss(epoch, scheduler.get_last_lr()[0], time.perf_counter() - start, weighting)
                     bar.set_postfix(loss=f"{entry['loss']:.3f}", epoch=epoch)
                 if validate is not None and config.eval_every and state["step"] % config.eval_every == 0:
-                    state["stopped"] = stopping.validate(model, validate)
+                    with averaged():
+                        state["stopped"] = stopping.validate(model, validate)
                 if config.save_every and state["step"] % config.save_every == 0:
                     save_checkpoint(accelerator, config.output_dir, state, config.save_total_limit)
                 if on_step is not None:
@@ -180,12 +190,13 @@ def train(
                     break
             if not state["stopped"]:
                 state["examples"] += n_examples
-                if on_epoch_end is not None:
-                    metrics = on_epoch_end(epoch, language_model(accelerator.unwrap_model(model)))
-                    if metrics:
-                        log.record({"epoch": epoch, "step": state["step"], **metrics})
-                if validate is not None and not config.eval_every:
-                    state["stopped"] = stopping.validate(model, validate)
+                with averaged():  # the weights validated, kept and returned are the average, when there is one
+                    if on_epoch_end is not None:
+                        metrics = on_epoch_end(epoch, language_model(accelerator.unwrap_model(model)))
+                        if metrics:
+                            log.record({"epoch": epoch, "step": state["step"], **metrics})
+                    if validate is not None and not config.eval_every:
+                        state["stopped"] = stopping.validate(model, validate)
                 if config.max_minutes is not None and not state["stopped"]:
                     # The main process's clock decides, so every process stops after the same epoch.
                     over = time.perf_counter() - start > 60 * config.max_minutes
@@ -208,6 +219,8 @@ def train(
     if state["best"] is not None:
         accelerator.wait_for_everyone()
         unwrapped.load_state_dict(stopping.best_weights())
+    elif average is not None:
+        average.apply()
     if config.output_dir and config.plot and accelerator.is_main_process:
         _plot(result.log, Path(config.output_dir) / "curves.png")
     unwrapped.eval()
@@ -246,6 +259,8 @@ def _new_state(accelerator, config: TrainConfig) -> dict[str, Any]:
             "batch_size": config.batch_size,
             "grad_accum": config.grad_accum,
             "seed": config.seed,
+            # Only when set: checkpoints written before weight averaging existed still resume.
+            **({"average_epochs": config.average_epochs} if config.average_epochs is not None else {}),
         },
     }
 
