@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from p5rec.evaluation.baselines import BPRConfig, MostPop, SASRecConfig
 from p5rec.evaluation.evaluate import (
@@ -229,7 +230,7 @@ def test_a_model_trained_with_the_history_loss_answers_yes_no_from_its_next_item
     from p5rec.recipe import trains_history
 
     rec = tiny_fit.recommender
-    assert trains_history(rec.config) and rec.predictor.yes_no_readout == "next_item"
+    assert trains_history(rec.config) and rec.predictor.readout == rec.predictor.yes_no_readout == "next_item"
     builder = tiny_fit.prepared.builder
     template = builder.usable_templates("direct_yesno", "seen")[0]
     examples = builder.eval_examples("direct_yesno", "test", np.random.default_rng(0), [template.id])[:8]
@@ -251,6 +252,42 @@ def test_the_next_item_readout_is_refused_where_it_cannot_apply(tiny_fit):
         Predictor(t5, rec.tokenizer, rec.items, yes_no_readout="next_item")
     with pytest.raises(ValueError, match=r"`yes_no_readout` \('maybe'\) must be one of"):
         Predictor(rec.model, rec.tokenizer, rec.items, yes_no_readout="maybe")
+    with pytest.raises(ValueError, match=r"`readout` \('maybe'\) must be one of"):
+        Predictor(rec.model, rec.tokenizer, rec.items, readout="maybe")
+
+
+def test_candidates_are_ordered_by_the_next_item_distribution_after_the_history(tiny_fit):
+    """Direct choice with the next-item read-out: the candidates in the order of the scores after the
+    last history item (not a candidate), log-probabilities among the candidates; exclusions honoured;
+    a prompt without a history falls back to decoding the answer."""
+    from p5rec.decoding import Predictor
+    from p5rec.decoding.affinity import next_item_scores
+
+    rec = tiny_fit.recommender
+    builder = tiny_fit.prepared.builder
+    template = builder.usable_templates("direct_choice", "seen")[0]
+    examples = builder.eval_examples("direct_choice", "test", np.random.default_rng(0), [template.id])[:6]
+    prompts = [e.input for e in examples]
+    cands = [rec.items.positions(e.meta["candidates"], "candidates") for e in examples]
+    ranked = rec.predictor.rank(prompts, k=5, candidates=cands)
+    tokens = rec.predictor.trie.item_tokens[:, 0]
+    for prompt, row, got in zip(prompts, cands, ranked):
+        batch = dict(rec.tokenizer([prompt], add_special_tokens=False, return_tensors="pt"))
+        scores, found = next_item_scores(rec.model, batch, tokens, [row])
+        assert bool(found[0])
+        logp = torch.log_softmax(scores[0, row], dim=-1)
+        best = sorted(range(len(row)), key=lambda j: -float(logp[j]))[:5]
+        assert [i for i, _ in got] == [row[j] for j in best]
+        assert [s for _, s in got] == pytest.approx([float(logp[j]) for j in best], abs=1e-5)
+    banned = [[i for i, _ in g[:2]] for g in ranked]  # the two best of each row, excluded
+    again = rec.predictor.rank(prompts, k=3, candidates=cands, exclude=banned)
+    assert [[i for i, _ in g] for g in again] == [[i for i, _ in g[2:5]] for g in ranked]
+    # No history in the prompt: the answer is decoded, as with the answer read-out.
+    shown = {"user_id": "user_new", "history": [], "history_titles": [], "item_id": ""}
+    bare = [template.render({**shown, "candidates": [rec.items.id_at(i) for i in cands[0]]})[0]]
+    assert not next_item_scores(rec.model, dict(rec.tokenizer(bare, return_tensors="pt")), tokens, cands[:1])[1][0]
+    answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer")
+    assert rec.predictor.rank(bare, k=3, candidates=cands[:1]) == answer.rank(bare, k=3, candidates=cands[:1])
 
 
 def _t5_like(vocab: int):

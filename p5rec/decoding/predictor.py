@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
-from p5rec.decoding.affinity import next_item_percentile
+from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, rating_distribution
@@ -27,7 +27,8 @@ from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.modeling.inputs import encode_prompts
 from p5rec.templates.tasks import RATING_VALUES
 
-YES_NO_READOUTS = ("answer", "next_item")
+READOUTS = ("answer", "next_item")
+YES_NO_READOUTS = READOUTS  # the earlier name
 
 
 class Predictor:
@@ -40,10 +41,12 @@ class Predictor:
             `items.id_at(i)`), and `exclude` / `candidates` are given as positions too.
         max_input_length / max_target_length: token limits used in training.
         batch_size: prompts per forward pass.
-        yes_no_readout: how `yes_probability` answers a yes/no prompt: "answer" (the probability of
-            the "yes" answer) or "next_item" (where the asked item stands in the next-item
-            distribution after the history, :mod:`p5rec.decoding.affinity`: decoder-only models
-            with one token per item, trained with the history loss).
+        readout: how yes/no prompts and choices among candidates are answered: "answer" (the
+            probability of the "yes" answer; the candidates by constrained beam search of the answer)
+            or "next_item" (the next-item distribution after the prompt's history,
+            :mod:`p5rec.decoding.affinity`: where the asked item stands in it, the candidates in its
+            order; decoder-only models with one token per item, trained with the history loss).
+        yes_no_readout: the earlier name of `readout`.
     """
 
     def __init__(
@@ -54,10 +57,14 @@ class Predictor:
         max_input_length: int = 512,
         max_target_length: int = 64,
         batch_size: int = 32,
-        yes_no_readout: str = "answer",
+        readout: str = "answer",
+        yes_no_readout: str | None = None,
     ) -> None:
-        if yes_no_readout not in YES_NO_READOUTS:
-            raise ValueError(f"`yes_no_readout` ({yes_no_readout!r}) must be one of {YES_NO_READOUTS}")
+        name = "readout"
+        if yes_no_readout is not None:
+            readout, name = yes_no_readout, "yes_no_readout"
+        if readout not in READOUTS:
+            raise ValueError(f"`{name}` ({readout!r}) must be one of {READOUTS}")
         self.model, self.tokenizer = model.eval(), tokenizer
         if not isinstance(items, ItemIndex):
             raise TypeError(f"`items` must be the catalog's ItemIndex, got {type(items).__name__}")
@@ -66,12 +73,12 @@ class Predictor:
         self.trie = ItemTrie(items.token_sequences(tokenizer), tokenizer.eos_token_id)
         self.encoder_decoder = is_encoder_decoder(model)
         single = bool((self.trie.item_lengths == 2).all())  # one ID token, then eos
-        if yes_no_readout == "next_item" and (self.encoder_decoder or not single):
+        if readout == "next_item" and (self.encoder_decoder or not single):
             raise ValueError(
-                "`yes_no_readout='next_item'` needs a decoder-only model with one token per item "
+                f"`{name}='next_item'` needs a decoder-only model with one token per item "
                 "(`ids.representation: tokens`, flat IDs); use 'answer'"
             )
-        self.yes_no_readout = yes_no_readout
+        self.readout = readout
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -103,6 +110,10 @@ class Predictor:
         with self._lock:
             for start, batch in self._batches(prompts):
                 n = batch["input_ids"].shape[0]
+                if candidates is not None and self.readout == "next_item":
+                    cut = None if exclude is None else exclude[start : start + n]
+                    out += self._rank_candidates(batch, k, num_beams, list(candidates[start : start + n]), cut)
+                    continue
                 out += recommend_items(
                     self.model,
                     batch,
@@ -112,6 +123,50 @@ class Predictor:
                     exclude=None if exclude is None else list(exclude[start : start + n]),
                     candidates=None if candidates is None else list(candidates[start : start + n]),
                 )
+        return out
+
+    @property
+    def yes_no_readout(self) -> str:
+        """The earlier name of :attr:`readout`."""
+        return self.readout
+
+    def _rank_candidates(
+        self,
+        batch: dict[str, torch.Tensor],
+        k: int,
+        num_beams: int | None,
+        candidates: list[Sequence[int]],
+        exclude: Sequence[Sequence[int]] | None,
+    ) -> list[list[tuple[int, float]]]:
+        """Each row's candidates in the order of the next-item distribution after its history, scored by
+        their log-probability among the candidates. A prompt without a history (a new user) has no such
+        distribution: its answer is decoded by beam search instead."""
+        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], candidates)
+        out: list[list[tuple[int, float]]] = []
+        for row, cands in enumerate(candidates):
+            banned = set(exclude[row]) if exclude is not None else set()
+            allowed = [c for c in dict.fromkeys(cands) if c not in banned]
+            if not allowed or not found[row]:
+                out.append([])
+                continue
+            index = torch.as_tensor(allowed, dtype=torch.long, device=scores.device)
+            logp = torch.log_softmax(scores[row, index], dim=-1)
+            top = torch.topk(logp, min(k, len(allowed)))
+            out.append([(allowed[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())])
+        missing = (~found).nonzero().flatten().tolist()
+        if missing:
+            sub = {key: value[missing] for key, value in batch.items()}
+            decoded = recommend_items(
+                self.model,
+                sub,
+                self.trie,
+                k=k,
+                num_beams=num_beams,
+                exclude=None if exclude is None else [exclude[r] for r in missing],
+                candidates=[candidates[r] for r in missing],
+            )
+            for r, ranked in zip(missing, decoded):
+                out[r] = ranked
         return out
 
     @torch.inference_mode()
@@ -195,7 +250,7 @@ class Predictor:
         """
         if len(items) != len(prompts):
             raise ValueError(f"`items` has {len(items)} entries for {len(prompts)} prompts: give one item per prompt")
-        if self.yes_no_readout == "answer":
+        if self.readout == "answer":
             return [row[0] for row in self.answer_distribution(prompts, answers)]
         tokens = self.trie.item_tokens[:, 0]
         out: list[float] = []
