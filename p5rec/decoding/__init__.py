@@ -5,7 +5,7 @@ from p5rec._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "p5rec.decoding.affinity": ("next_item_percentile",),
+        "p5rec.decoding.affinity": ("next_item_percentile", "next_item_scores"),
         "p5rec.decoding.beams": ("DEFAULT_NUM_BEAMS", "beam_width"),
         "p5rec.decoding.generate": ("recommend_items", "score_items", "score_targets"),
         "p5rec.decoding.predictor": ("Predictor",),
