@@ -142,6 +142,7 @@ class Predictor:
         their log-probability among the candidates. A prompt without a history (a new user) has no such
         distribution: its answer is decoded by beam search instead."""
         scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], candidates)
+        scores, found = scores.cpu(), found.cpu()  # one copy per batch, not a device sync per row
         out: list[list[tuple[int, float]]] = []
         for row, cands in enumerate(candidates):
             banned = set(exclude[row]) if exclude is not None else set()
