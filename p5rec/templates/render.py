@@ -94,6 +94,7 @@ class ExampleBuilder:
             if self._cols["rating"][r] > 0:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
         self._means: RatingMeans | None = None  # fitted on first use: only templates showing averages need it
+        self._train_rated: frozenset[int] = frozenset()  # the rows it is fitted on
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
