@@ -288,6 +288,11 @@ def test_candidates_are_ordered_by_the_next_item_distribution_after_the_history(
     assert not next_item_scores(rec.model, dict(rec.tokenizer(bare, return_tensors="pt")), tokens, cands[:1])[1][0]
     answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer")
     assert rec.predictor.rank(bare, k=3, candidates=cands[:1]) == answer.rank(bare, k=3, candidates=cands[:1])
+    # In one batch with a prompt that has a history: each row answered its own way.
+    mixed = rec.predictor.rank([prompts[0], *bare], k=3, candidates=[cands[0], cands[0]])
+    assert [i for i, _ in mixed[0]] == [i for i, _ in ranked[0][:3]]
+    assert [v for _, v in mixed[0]] == pytest.approx([v for _, v in ranked[0][:3]], abs=1e-5)
+    assert [i for i, _ in mixed[1]] == [i for i, _ in answer.rank(bare, k=3, candidates=cands[:1])[0]]
 
 
 def _t5_like(vocab: int):

@@ -7,8 +7,8 @@ history item: the share of the catalog the model finds less likely than D. On Mu
 this reads the same trained model at AUC .66 (SASRec's level) where the learned "yes" token gives
 .57: the answer token has to learn the comparison from one example per user, the item
 distribution is trained on every history position. A choice among candidates is read the same way:
-the candidates ordered by that distribution (Musical Instruments HR@10 .303 against .291 from the
-answer, SASRec .308; docs/benchmarks.md).
+the candidates ordered by that distribution (Musical Instruments HR@10 .3025 against .2925 from the
+decoded answer, SASRec .3079; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def next_item_percentile(
         ValueError: a prompt holds no catalog item token besides the asked item's (no history to
             predict from), or `asked` does not give one item per row.
     """
-    n_rows = batch["input_ids"].shape[0] if "input_ids" in batch else 0
+    n_rows = check_batch(batch)[0].shape[0]
     if len(asked) != n_rows:
         raise ValueError(f"`asked` has {len(asked)} items for {n_rows} prompts: give one per prompt")
     scores, found = next_item_scores(model, batch, item_tokens, [[a] for a in asked])

@@ -28,7 +28,6 @@ from p5rec.modeling.inputs import encode_prompts
 from p5rec.templates.tasks import RATING_VALUES
 
 READOUTS = ("answer", "next_item")
-YES_NO_READOUTS = READOUTS  # the earlier name
 
 
 class Predictor:
@@ -110,19 +109,26 @@ class Predictor:
         with self._lock:
             for start, batch in self._batches(prompts):
                 n = batch["input_ids"].shape[0]
-                if candidates is not None and self.readout == "next_item":
-                    cut = None if exclude is None else exclude[start : start + n]
-                    out += self._rank_candidates(batch, k, num_beams, list(candidates[start : start + n]), cut)
-                    continue
-                out += recommend_items(
-                    self.model,
-                    batch,
-                    self.trie,
-                    k=k,
-                    num_beams=num_beams,
-                    exclude=None if exclude is None else list(exclude[start : start + n]),
-                    candidates=None if candidates is None else list(candidates[start : start + n]),
-                )
+                cut = None if exclude is None else list(exclude[start : start + n])
+                cands = None if candidates is None else list(candidates[start : start + n])
+                ranked: list[list[tuple[int, float]] | None] = [None] * n
+                if cands is not None and self.readout == "next_item":
+                    ranked = self._read_candidates(batch, k, cands, cut)
+                # Decoded: every row with the answer read-out; with the next-item one, prompts without a history.
+                todo = [r for r in range(n) if ranked[r] is None]
+                if todo:
+                    decoded = recommend_items(
+                        self.model,
+                        batch if len(todo) == n else {key: value[todo] for key, value in batch.items()},
+                        self.trie,
+                        k=k,
+                        num_beams=num_beams,
+                        exclude=None if cut is None else [cut[r] for r in todo],
+                        candidates=None if cands is None else [cands[r] for r in todo],
+                    )
+                    for r, rows in zip(todo, decoded):
+                        ranked[r] = rows
+                out += ranked
         return out
 
     @property
@@ -130,44 +136,27 @@ class Predictor:
         """The earlier name of :attr:`readout`."""
         return self.readout
 
-    def _rank_candidates(
-        self,
-        batch: dict[str, torch.Tensor],
-        k: int,
-        num_beams: int | None,
-        candidates: list[Sequence[int]],
-        exclude: Sequence[Sequence[int]] | None,
-    ) -> list[list[tuple[int, float]]]:
+    def _read_candidates(
+        self, batch: dict[str, torch.Tensor], k: int, candidates: list[Sequence[int]], exclude: list | None
+    ) -> list[list[tuple[int, float]] | None]:
         """Each row's candidates in the order of the next-item distribution after its history, scored by
-        their log-probability among the candidates. A prompt without a history (a new user) has no such
-        distribution: its answer is decoded by beam search instead."""
+        their log-probability among the candidates; None for a prompt without a history (a new user),
+        which has no such distribution and is decoded instead."""
         scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], candidates)
-        scores, found = scores.cpu(), found.cpu()  # one copy per batch, not a device sync per row
-        out: list[list[tuple[int, float]]] = []
+        scores, found = scores.cpu(), found.tolist()  # one copy per batch, not a device sync per row
+        out: list[list[tuple[int, float]] | None] = []
         for row, cands in enumerate(candidates):
+            if not found[row]:
+                out.append(None)
+                continue
             banned = set(exclude[row]) if exclude is not None else set()
             allowed = [c for c in dict.fromkeys(cands) if c not in banned]
-            if not allowed or not found[row]:
+            if not allowed:
                 out.append([])
                 continue
-            index = torch.as_tensor(allowed, dtype=torch.long, device=scores.device)
-            logp = torch.log_softmax(scores[row, index], dim=-1)
+            logp = torch.log_softmax(scores[row, allowed], dim=-1)
             top = torch.topk(logp, min(k, len(allowed)))
             out.append([(allowed[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())])
-        missing = (~found).nonzero().flatten().tolist()
-        if missing:
-            sub = {key: value[missing] for key, value in batch.items()}
-            decoded = recommend_items(
-                self.model,
-                sub,
-                self.trie,
-                k=k,
-                num_beams=num_beams,
-                exclude=None if exclude is None else [exclude[r] for r in missing],
-                candidates=[candidates[r] for r in missing],
-            )
-            for r, ranked in zip(missing, decoded):
-                out[r] = ranked
         return out
 
     @torch.inference_mode()
