@@ -68,16 +68,15 @@ class RatingMeans:
             if stars > 0:
                 by_user.setdefault(user, []).append(float(stars))
                 by_item.setdefault(item, []).append(float(stars))
-        total = sum(sum(v) for v in by_user.values())
-        count = sum(len(v) for v in by_user.values())
-        if count == 0:
+        if not by_user:
             raise ValueError("no ratings to average: the data has no interaction with a star rating (> 0)")
+        user_sum, user_n = {u: sum(v) for u, v in by_user.items()}, {u: len(v) for u, v in by_user.items()}
         return cls(
-            global_mean=total / count,
+            global_mean=sum(user_sum.values()) / sum(user_n.values()),
             user_k=shrinkage(np.asarray(v) for v in by_user.values()),
             item_k=shrinkage(np.asarray(v) for v in by_item.values()),
-            user_sum={u: sum(v) for u, v in by_user.items()},
-            user_n={u: len(v) for u, v in by_user.items()},
+            user_sum=user_sum,
+            user_n=user_n,
             item_sum={i: sum(v) for i, v in by_item.items()},
             item_n={i: len(v) for i, v in by_item.items()},
         )

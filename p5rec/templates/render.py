@@ -93,8 +93,7 @@ class ExampleBuilder:
         for r in splits.review_rows("train").tolist():
             if self._cols["rating"][r] > 0:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
-        self._means: RatingMeans | None = None  # fitted on first use: only templates showing averages need it
-        self._train_rated: frozenset[int] = frozenset()  # the rows it is fitted on
+        self._means: RatingMeans | None = None  # fitted on `_rated` when first needed (templates showing averages)
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
@@ -199,12 +198,12 @@ class ExampleBuilder:
 
     def _averages(self, user: str, item: str, row: int | None) -> dict[str, str]:
         """`user_avg_rating`/`item_avg_rating` over the training ratings, without the row's own."""
+        c = self._cols
         if self._means is None:
-            c = self._cols
-            rows = [r for rs in self._rated.values() for r in rs]
+            rows = (r for rs in self._rated.values() for r in rs)
             self._means = RatingMeans.fit((c["user_id"][r], c["item_id"][r], c["rating"][r]) for r in rows)
-            self._train_rated = frozenset(rows)
-        own = float(self._cols["rating"][row]) if row is not None and row in self._train_rated else None
+        # A training row counts in its user's averages: leave its own rating out.
+        own = float(c["rating"][row]) if row is not None and row in self._rated.get(user, ()) else None
         return rating_averages(self._means, user, item, own)
 
     def _contexts(

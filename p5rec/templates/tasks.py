@@ -36,7 +36,8 @@ class TaskSpec:
 _USER = {"user_id": "the user's ID string, e.g. user_23"}
 _ITEM = {"item_id": "the item's ID string, e.g. item_7391", "item_title": "the item's title ('' if unknown)"}
 # A user's bias (one gives 5 stars to everything, another rarely) is what a biased MF learns and a
-# text user ID cannot carry: rating prompts show the user's other known ratings instead.
+# text user ID cannot carry: rating templates may show the user's other known ratings and the user's
+# and the item's average rating instead (no shipped template does: docs/benchmarks.md, "Ratings").
 _RATINGS = {
     "user_ratings": "list of the user's other known ratings, oldest first, each 'ITEM_ID STARS' "
     "(e.g. 'item_7 5.0'; in evaluation the training reviews only, never the rated item itself)",
