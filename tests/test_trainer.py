@@ -132,13 +132,15 @@ def test_the_weight_average_is_validated_kept_and_resumed(prepared, tmp_path):
     a resumed run continues the same average."""
     from p5rec.training.averaging import WeightAverage, ema_decay
 
-    seen = []
+    seen, holds_average = [], []
+    tracked: dict[str, WeightAverage] = {}
 
     def validate(model):
         seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        average = tracked["average"]
+        holds_average.append(all(torch.equal(p, a) for p, a in zip(average.params, average.shadow)))
         return {"sequential/ndcg@10": [0.5, 0.7, 0.6][len(seen) - 1]}
 
-    tracked: dict[str, WeightAverage] = {}
     original = WeightAverage.__init__
 
     def spy(self, model, decay):
@@ -151,10 +153,10 @@ def test_the_weight_average_is_validated_kept_and_resumed(prepared, tmp_path):
         model, result = _train(prepared, cfg, validate=validate)
     average = tracked["average"]
     assert average.decay == pytest.approx(ema_decay(0.5, 6)) == pytest.approx(1 - 1 / 3)
+    assert holds_average == [True, True, True]  # validation sees the average, not the raw weights
     assert result.best_step == 12  # the second validation's average is what the model holds now
     assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
-    raw_last = [p.detach().clone() for p in average.params]
-    assert any(not torch.equal(a, r) for a, r in zip(average.shadow, raw_last))  # an average, not the last step
+    assert not all(torch.equal(v, seen[2][k]) for k, v in model.state_dict().items())
 
     run = replace(cfg, output_dir=str(tmp_path), save_every=12)
     shadows = []
