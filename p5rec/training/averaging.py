@@ -4,7 +4,9 @@ Why: with SASRec's strong dropout on small data, next-item validation swings by 
 epoch to the next (Musical Instruments' NDCG@10: .0717, .0664, .0710 in three epochs), so the
 weights early stopping keeps are a lucky draw from a noisy walk. An average of the recent weights
 sits nearer the middle of that walk; averaging is standard for such noise (Polyak and Juditsky 1992;
-the EMA weights of many vision and diffusion models).
+the EMA weights of many vision and diffusion models). Measured on the default recipe it halves the
+epoch-to-epoch noise of validation but does not raise test NDCG@10 (docs/benchmarks.md, "Tried and
+not adopted"), so it is off unless `train.average_epochs` is set.
 """
 
 from __future__ import annotations
