@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-FEATURES = (
-    "sound tone strings tuner pedal cable strap case stand mic amp capo picks price quality neck".split()
-)
+FEATURES = "sound tone strings tuner pedal cable strap case stand mic amp capo picks price quality neck".split()
 OPINIONS = "great good excellent solid nice warm clear cheap flimsy noisy thin accurate sturdy bright".split()
 ADVERBS = ["", "very ", "really ", "pretty ", "not "]
 FILLER = [
@@ -53,9 +51,7 @@ def _review_text(rng: np.random.Generator) -> str:
                 OPINIONS[rng.integers(len(OPINIONS))],
                 ADVERBS[rng.integers(5)],
             )
-            parts.append(
-                f"The {f} is {a}{o}." if rng.random() < 0.6 else f"{o.capitalize()} {f} for the money."
-            )
+            parts.append(f"The {f} is {a}{o}." if rng.random() < 0.6 else f"{o.capitalize()} {f} for the money.")
         else:
             parts.append(FILLER[rng.integers(len(FILLER))])
     return " ".join(parts)
@@ -107,12 +103,8 @@ def _prepare(reviews: str, out: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--reviews", type=int, default=200_000, help="number of reviews to generate (default 200k)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reviews", type=int, default=200_000, help="number of reviews to generate (default 200k)")
     parser.add_argument("--workdir", help="where to write the file and dataset (default: a temp folder)")
     parser.add_argument("--_prepare", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
