@@ -25,6 +25,8 @@ import shlex
 import time
 from pathlib import Path
 
+from p5rec.training.phases import FIRST_DIR
+
 ALL_BASELINES = "mostpop,itemknn,bpr,sasrec,mf,lead,retrieval"
 NON_SEQUENTIAL = ("direct_yesno", "direct_choice", "rating", "explanation", "review")
 
@@ -110,12 +112,19 @@ def _ratios(report: dict) -> dict[str, dict[str, float]]:
 def _train_summary(model: Path) -> dict:
     config = json.loads((model / "p5rec_config.json").read_text()).get("run_config", {})
     log_dir = Path((config.get("train") or {}).get("output_dir") or f"{model}-train")
+    summary = {"model": config.get("model"), **_log_summary(log_dir)}
+    first = log_dir / FIRST_DIR  # the next-item-only phase (`train.sequential_first`), when it ran
+    if (first / "train_log.jsonl").is_file():
+        summary["sequential_first"] = _log_summary(first)
+    return summary
+
+
+def _log_summary(log_dir: Path) -> dict:
     lines = (log_dir / "train_log.jsonl").read_text().splitlines() if (log_dir / "train_log.jsonl").is_file() else []
     log = [json.loads(x) for x in lines]
     steps = [e for e in log if "loss" in e]
     valid = [e for e in log if any(k.startswith("valid/") for k in e)]
     return {
-        "model": config.get("model"),
         "steps": steps[-1]["step"] if steps else None,
         "train_seconds": steps[-1].get("seconds") if steps else None,
         "validations": len(valid),

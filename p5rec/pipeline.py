@@ -35,6 +35,7 @@ from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
 from p5rec.training.mixture import MixedExamples
+from p5rec.training.phases import FIRST_TASK, first_phase, only_tasks, second_phase, trains_others
 from p5rec.training.trainer import TrainResult, train
 
 DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
@@ -60,6 +61,7 @@ class FitResult:
     prepared: Prepared
     train: TrainResult
     domains: dict[str, Recommender] = field(default_factory=dict)  # multi-domain: tag -> its Recommender
+    first: TrainResult | None = None  # the next-item-only phase (`train.sequential_first`), when it ran
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -195,7 +197,10 @@ def fit(
     """Prepare the data (every dataset of `data.sources`), build the model, train it (validating when
     `config.validation` is set), and return a ready `Recommender` (one per dataset in `domains`).
 
-    `on_step(step, loop_state)` runs after each optimizer step (custom logging, tests).
+    With `train.sequential_first` the next-item task
+    first trains alone to early stopping and every task then trains from its best weights
+    (`training.phases`); `FitResult.first` holds that phase's outcome. `on_step(step, loop_state)`
+    runs after each optimizer step of either phase (custom logging, tests).
     """
     if data is None:
         check_paths(config)
@@ -203,12 +208,32 @@ def fit(
     model, tokenizer = build_model(config, domains)
     builder = domains[0].builder if len(domains) == 1 else MixedExamples([p.builder for p in domains])
     validate = make_validator(config, domains, tokenizer)
-    result = train(
-        model, tokenizer, builder, config.train, config.model, progress=progress, validate=validate, on_step=on_step
-    )
+    result, first = train_phases(config, model, tokenizer, builder, validate, progress, on_step)
     recs = [make_recommender(config, p, model, tokenizer) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
-    return FitResult(recs[0], domains[0], result, tagged)
+    return FitResult(recs[0], domains[0], result, tagged, first)
+
+
+def train_phases(
+    config: RunConfig,
+    model,
+    tokenizer,
+    builder,
+    validate: Callable | None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> tuple[TrainResult, TrainResult | None]:
+    """Train `model` in place as `config.train` says: with `sequential_first`, the next-item task alone
+    to early stopping and then every task from its best weights; returns (the every-task run, the
+    first phase or None). The first phase needs validation (it ends at early stopping), another task
+    to come after it, and a run that does not resume."""
+    settings, first = config.train, None
+    hooks = {"progress": progress, "validate": validate, "on_step": on_step}
+    if settings.sequential_first and validate is not None and not settings.resume_from and trains_others(builder):
+        alone = only_tasks(builder, {FIRST_TASK})
+        first = train(model, tokenizer, alone, first_phase(settings), config.model, **hooks)
+        settings = second_phase(settings, first.seconds)
+    return train(model, tokenizer, builder, settings, config.model, **hooks), first
 
 
 def make_validator(

@@ -125,4 +125,5 @@ def describe(config: RunConfig) -> str:
     return (
         f"backbone {m.backbone} ({m.architecture}), dropout {m.hidden_dropout}, "
         f"attention dropout {m.attention_probs_dropout}, sequential examples: {config.examples.sequential_positions}"
+        + (", next-item task alone first" if config.train.sequential_first else "")
     )

@@ -91,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         saved = {str(out / tag): rec for tag, rec in result.domains.items()} or {str(out): result.recommender}
         for where, rec in saved.items():
             rec.save_pretrained(where)
+        if result.first is not None:
+            f = result.first
+            print(
+                f"next-item task alone first: {f.steps} steps in {f.seconds:.0f}s"
+                + (f"; best valid {f.best_metric:.4f}" if f.best_metric is not None else "")
+                + "; then every task from those weights:"
+            )
         t = result.train
         print(
             f"trained {t.steps} steps on {t.examples} examples in {t.seconds:.0f}s; final loss {t.final_loss:.3f}"

@@ -1,0 +1,98 @@
+"""Next-item first (`train.sequential_first`): the next-item task alone, then every task from its weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import tiny_config
+
+
+def _tasks(builder) -> set[str]:
+    return {e.task for e in builder.train_examples(np.random.default_rng(0))}
+
+
+def test_only_tasks_renders_the_named_tasks_and_leaves_the_builder_as_it_was():
+    from p5rec.pipeline import prepare
+    from p5rec.training.mixture import MixedExamples
+    from p5rec.training.phases import only_tasks, trains_others
+
+    builder = prepare(tiny_config()).builder
+    every = _tasks(builder)
+    assert {"sequential", "direct_yesno", "rating"} <= every
+    alone = only_tasks(builder, {"sequential"})
+    assert _tasks(alone) == {"sequential"}
+    assert _tasks(builder) == every  # a view: the builder still renders every task
+    assert trains_others(builder) and not trains_others(alone)
+    mixed = only_tasks(MixedExamples([builder, builder]), {"sequential"})
+    assert _tasks(mixed) == {"sequential"} and trains_others(MixedExamples([builder]))
+
+
+def test_the_phases_split_the_budget_and_log_apart():
+    from p5rec.training.config import TrainConfig
+    from p5rec.training.phases import first_phase, second_phase
+
+    config = TrainConfig(output_dir="runs/x", max_minutes=20, resume_from="latest")
+    first = first_phase(config)
+    assert first.output_dir.endswith("sequential_first") and first.max_minutes == 10 and first.resume_from is None
+    assert second_phase(config, first_seconds=240).max_minutes == pytest.approx(16)
+    assert second_phase(TrainConfig(), first_seconds=240).max_minutes is None
+    assert first_phase(TrainConfig()).output_dir is None
+
+
+def test_next_item_first_is_an_option_the_recipe_leaves_off():
+    from p5rec.data.synthetic import generate
+    from p5rec.recipe import describe, resolve
+
+    data = generate(tiny_config().data.synthetic)
+    assert resolve(tiny_config(), [data]).train.sequential_first is False
+    on = resolve(tiny_config(train={"sequential_first": True}), [data])
+    assert on.train.sequential_first is True and "next-item task alone first" in describe(on)
+
+
+def _recording_train(monkeypatch):
+    """Patch the pipeline's `train` to record, per call, its tasks and the weights it began and ended with."""
+    import p5rec.pipeline as pipeline
+
+    calls, real = [], pipeline.train
+
+    def checksum(model) -> float:
+        return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+    def recording(model, tokenizer, builder, config, *args, **kwargs):
+        start = checksum(model)
+        result = real(model, tokenizer, builder, config, *args, **kwargs)
+        calls.append({"tasks": _tasks(builder), "start": start, "end": checksum(model), "config": config})
+        return result
+
+    monkeypatch.setattr(pipeline, "train", recording)
+    return calls
+
+
+def test_fit_trains_next_item_alone_then_every_task_from_its_best_weights(monkeypatch, tmp_path):
+    from p5rec.pipeline import fit
+
+    calls = _recording_train(monkeypatch)
+    config = tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 10},
+        train={"epochs": 2, "batch_size": 16, "output_dir": str(tmp_path), "sequential_first": True},
+    )
+    result = fit(config, progress=False)
+    assert [len(c["tasks"]) > 1 for c in calls] == [False, True]
+    assert calls[0]["tasks"] == {"sequential"}
+    assert calls[1]["start"] == pytest.approx(calls[0]["end"], rel=1e-12)  # phase 2 starts where phase 1 ended
+    assert calls[0]["end"] != pytest.approx(calls[0]["start"], rel=1e-9)  # and the first one trained
+    assert result.first is not None and result.first.best_metric is not None and result.train.best_metric is not None
+    assert (tmp_path / "sequential_first" / "train_log.jsonl").is_file() and (tmp_path / "train_log.jsonl").is_file()
+    saved = result.recommender.config.to_dict()["train"]
+    assert saved["sequential_first"] is True
+
+
+def test_without_validation_there_is_one_phase(monkeypatch):
+    from p5rec.pipeline import fit
+
+    calls = _recording_train(monkeypatch)
+    config = tiny_config(model={"backbone": "auto", "vocab_size": 200}, train={"epochs": 1, "sequential_first": True})
+    result = fit(config, progress=False)
+    assert len(calls) == 1 and result.first is None and len(calls[0]["tasks"]) > 1
