@@ -197,10 +197,10 @@ def fit(
     """Prepare the data (every dataset of `data.sources`), build the model, train it (validating when
     `config.validation` is set), and return a ready `Recommender` (one per dataset in `domains`).
 
-    With `train.sequential_first` the next-item task
-    first trains alone to early stopping and every task then trains from its best weights
-    (`training.phases`); `FitResult.first` holds that phase's outcome. `on_step(step, loop_state)`
-    runs after each optimizer step of either phase (custom logging, tests).
+    With `train.sequential_first` the next-item task first trains alone to early stopping and every
+    task then trains from its best weights (`training.phases`); `FitResult.first` holds that phase's
+    outcome. `on_step(step, loop_state)` runs after each optimizer step of either phase (custom
+    logging, tests).
     """
     if data is None:
         check_paths(config)
