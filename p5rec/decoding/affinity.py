@@ -46,10 +46,8 @@ def next_item_scores(
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     item_tokens = item_tokens.to(device)
     width = max(1, max(map(len, skip), default=0))
-    skipped = torch.full((len(skip), width), -1, dtype=torch.long)
-    for row, positions in enumerate(skip):
-        skipped[row, : len(positions)] = torch.as_tensor(list(positions), dtype=torch.long)
-    skipped = skipped.to(device)
+    padded = [list(positions) + [-1] * (width - len(positions)) for positions in skip]
+    skipped = torch.tensor(padded, dtype=torch.long, device=device)  # (B, m) catalog positions, -1 pads
     skip_tok = torch.where(skipped >= 0, item_tokens[skipped.clamp(min=0)], -1)  # (B, m) tokens, -1 pads
     # The last item token of each prompt that is not one of its row's skipped items: the newest history item.
     is_item = torch.isin(input_ids, item_tokens) & (attention_mask == 1)
