@@ -85,6 +85,9 @@ def test_fit_trains_next_item_alone_then_every_task_from_its_best_weights(monkey
     assert calls[0]["end"] != pytest.approx(calls[0]["start"], rel=1e-9)  # and the first one trained
     assert result.first is not None and result.first.best_metric is not None and result.train.best_metric is not None
     assert (tmp_path / "sequential_first" / "train_log.jsonl").is_file() and (tmp_path / "train_log.jsonl").is_file()
+    from p5rec.training.phases import describe_first
+
+    assert describe_first(result.first).startswith(f"next-item task alone first: {result.first.steps} steps")
     saved = result.recommender.config.to_dict()["train"]
     assert saved["sequential_first"] is True
 

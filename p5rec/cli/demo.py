@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines
     from p5rec.pipeline import build_model, make_recommender, make_validator, resolve_and_prepare, train_phases
     from p5rec.recipe import describe
+    from p5rec.training.phases import describe_first
 
     transformers.utils.logging.disable_progress_bar()  # per-file weight bars drown the demo's own output
     console = Console()
@@ -129,11 +130,7 @@ def run(args: argparse.Namespace) -> int:
     validate = make_validator(config, [prepared], tokenizer)
     result, first = train_phases(config, model, tokenizer, prepared.builder, validate, progress)
     if first is not None:
-        console.print(
-            f"next-item task alone first: {first.steps} steps in {first.seconds:.0f}s"
-            + (f", best valid {first.best_metric:.4f}" if first.best_metric is not None else "")
-            + "; then every task from those weights:"
-        )
+        console.print(describe_first(first))
     best = (
         f"; best valid {config.train.early_stopping_metric} {result.best_metric:.4f} at step {result.best_step}"
         if result.best_metric is not None

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from p5rec.pipeline import fit
+    from p5rec.training.phases import describe_first
 
     config = train_config(args)
     result = fit(config, progress=not args.no_progress)
@@ -92,12 +93,7 @@ def run(args: argparse.Namespace) -> int:
         for where, rec in saved.items():
             rec.save_pretrained(where)
         if result.first is not None:
-            f = result.first
-            print(
-                f"next-item task alone first: {f.steps} steps in {f.seconds:.0f}s"
-                + (f"; best valid {f.best_metric:.4f}" if f.best_metric is not None else "")
-                + "; then every task from those weights:"
-            )
+            print(describe_first(result.first))
         t = result.train
         print(
             f"trained {t.steps} steps on {t.examples} examples in {t.seconds:.0f}s; final loss {t.final_loss:.3f}"

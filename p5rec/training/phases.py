@@ -15,10 +15,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from p5rec.templates.tasks import TASKS
 from p5rec.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from p5rec.training.trainer import TrainResult
 
 FIRST_TASK = "sequential"
 FIRST_DIR = "sequential_first"  # the first phase's log and checkpoints, inside `output_dir`
@@ -66,3 +69,10 @@ def second_phase(config: TrainConfig, first_seconds: float) -> TrainConfig:
     if config.max_minutes is None:
         return config
     return dataclasses.replace(config, max_minutes=max(config.max_minutes - first_seconds / 60, 1e-3))
+
+
+def describe_first(first: TrainResult) -> str:
+    """One line on the first phase, for `p5rec train` and the demo."""
+    best = "" if first.best_metric is None else f", best valid {first.best_metric:.4f}"
+    head = f"next-item task alone first: {first.steps} steps in {first.seconds:.0f}s{best}"
+    return f"{head}; then every task from its weights:"
