@@ -223,3 +223,47 @@ def test_task_batches_hold_one_task_each_random_where_asked():
     assert len(whole) == 4 + 3  # every full batch of one task; the 5 + 7 left over fill mixed ones
     reviews = [b for b in whole if tasks[b[0]] == "review_summary"]
     assert np.mean([max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in reviews]) < 150
+
+
+def test_a_teacher_adds_its_kl_on_distilled_batches_only(tokenizer):
+    import copy
+
+    from p5rec.training.objective import Teacher
+
+    config = ModelConfig(backbone="nano", dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    model = build_scratch_model(config, tokenizer)
+    ids = torch.randint(3, len(tokenizer), (2, 8))
+    mask = torch.ones_like(ids)
+    labels = ids.masked_fill(torch.rand(ids.shape) < 0.5, -100)
+    labels[:, 2] = ids[:, 2]
+    plain = CausalLMObjective(model)(input_ids=ids, attention_mask=mask, labels=labels)
+    same = CausalLMObjective(model, Teacher(copy.deepcopy(model), 1.0, {"sequential"}))
+    assert same(ids, mask, labels, distil=True).loss.item() == pytest.approx(plain.loss.item(), abs=1e-5)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(torch.randn_like(p))
+    objective = CausalLMObjective(model, Teacher(other, 2.0, {"sequential"}))
+    distilled = objective(ids, mask, labels, distil=True)
+    assert distilled.loss.item() > plain.loss.item() + 1e-3  # two different models: KL > 0
+    assert torch.allclose(distilled.per_example, plain.per_example)  # the per-task losses stay cross-entropy
+    assert objective(ids, mask, labels).loss.item() == pytest.approx(plain.loss.item(), rel=1e-6)
+    # KL(teacher || model) at the labelled positions, mean over them, times the weight
+    keep = labels[:, 1:] != -100
+    student = model(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].log_softmax(-1)
+    target = other(input_ids=ids, attention_mask=mask).logits[:, :-1][keep].log_softmax(-1)
+    kl = (target.exp() * (target - student)).sum(-1).mean()
+    assert distilled.loss.item() == pytest.approx(plain.loss.item() + 2.0 * kl.item(), rel=1e-4)
+    distilled.loss.backward()
+    assert all(p.grad is None for p in other.parameters())  # the teacher is not trained
+    assert not any(k.startswith("_teacher") for k in objective.state_dict())  # nor saved with the model
+
+
+def test_the_collator_marks_batches_whose_examples_are_all_distilled():
+    from p5rec.training.collate import Encoded
+
+    enc = Encoded([[5, 6], [7], [8, 9]], [[2], [2], [2]], distil=[True, False, True])
+    collate = CausalCollator(enc, pad_token_id=0, eos_token_id=2)
+    assert collate([0, 2])["distil"] is True and collate([0, 1])["distil"] is False
+    assert "distil" not in CausalCollator(Encoded([[5]], [[2]]), 0, 2)([0])

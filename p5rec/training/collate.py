@@ -30,6 +30,8 @@ class Encoded:
     prompt_labels: list[list[tuple[int, int]]] | None = None  # per example: (prompt position, token) losses
     # Per example: its task shows no item history (ratings, text); the collator passes it on as `history_free`.
     history_free: list[bool] | None = None
+    # Per example: its task is distilled from a teacher; the collator passes it on as `distil`.
+    distil: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -153,15 +155,19 @@ class CausalCollator:
 
 
 def _with_groups(batch: dict[str, torch.Tensor], encoded: Encoded, indices: list[int]) -> dict[str, torch.Tensor]:
-    """Add `task_ids` (B,) when the examples carry loss groups, and `history_free` when the examples
-    say whether their task shows a history; the trainer pops both before the forward.
+    """Add `task_ids` (B,) when the examples carry loss groups, `history_free` when the examples
+    say whether their task shows a history, and `distil` when they say whether a teacher applies.
 
-    `history_free` is one Python bool for the batch (all its examples show none): it stays on the
-    CPU, so reading it costs the training step no device synchronisation."""
+    `history_free` and `distil` are one Python bool for the batch (true when true of all its
+    examples): they stay on the CPU, so reading them costs the step no device synchronisation.
+    The trainer pops `task_ids` and `history_free` before the forward; `distil` goes to the
+    objective."""
     if encoded.groups is not None:
         batch["task_ids"] = torch.tensor([encoded.groups[i] for i in indices], dtype=torch.long)
     if encoded.history_free is not None:
         batch["history_free"] = all(encoded.history_free[i] for i in indices)
+    if encoded.distil is not None:
+        batch["distil"] = all(encoded.distil[i] for i in indices)
     return batch
 
 

@@ -13,7 +13,7 @@ import gc
 import multiprocessing
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -109,6 +109,7 @@ class EpochLoader:
         accelerator: shards the batches across processes.
         encoder_decoder: the model's kind (decides the collator and whether the history loss applies).
         group_index: loss group name -> index, when task weights are learned (None: fixed weighting).
+        distil_tasks: the tasks whose batches a teacher's distribution applies to (None: no teacher).
     """
 
     def __init__(
@@ -120,9 +121,11 @@ class EpochLoader:
         accelerator,
         encoder_decoder: bool,
         group_index: dict[str, int] | None = None,
+        distil_tasks: Set[str] | None = None,
     ) -> None:
         self.builder, self.tokenizer, self.config, self.model_config = builder, tokenizer, config, model_config
         self.accelerator, self.encoder_decoder, self.group_index = accelerator, encoder_decoder, group_index
+        self.distil_tasks = distil_tasks
         self._ahead: _Prefetch | None = None
 
     def __call__(self, epoch: int) -> tuple[DataLoader, int]:
@@ -185,6 +188,8 @@ class EpochLoader:
         with_history = set().union(*(p.with_history for p in parts))
         if self.model_config.text_dropout is not None:
             enc.history_free = [t not in with_history for t in tasks]
+        if self.distil_tasks is not None:
+            enc.distil = [t in self.distil_tasks for t in tasks]
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
             batches = task_batches(tasks, lengths, config.batch_size, rng, with_history)

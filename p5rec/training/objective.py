@@ -12,6 +12,7 @@ model it holds; `.model` is the language model that is saved and used for decodi
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +29,20 @@ class ObjectiveOutput:
     per_example: torch.Tensor
 
 
+@dataclass
+class Teacher:
+    """A frozen model whose distribution the trained one is pulled toward on some tasks' batches.
+
+    `loss + weight * KL(teacher || model)` at the labelled positions of batches whose examples all
+    belong to `tasks` (learning without forgetting: Li and Hoiem, 2016). `model` is not trained,
+    saved or prepared; it must sit on the training device.
+    """
+
+    model: nn.Module
+    weight: float
+    tasks: Set[str]
+
+
 class CausalLMObjective(nn.Module):
     """Next-token cross-entropy of a (peft-wrapped or plain) Hugging Face causal LM at labelled positions.
 
@@ -35,25 +50,51 @@ class CausalLMObjective(nn.Module):
         model: the causal LM; its `base_model` (the transformer without head) and
             `get_output_embeddings()` (the head) are used, as transformers names them for GPT-2,
             GPT-NeoX, Llama, Qwen and the others.
+        teacher: pulls the model's distribution toward the teacher's on batches marked `distil`.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, teacher: Teacher | None = None) -> None:
         super().__init__()
         self.model = model
+        self._teacher = (teacher,)  # in a tuple: not a submodule, so not in the state dict nor trained
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> ObjectiveOutput:
-        """Labels are aligned with `input_ids` (-100: no loss); position t predicts label t + 1, as in HF."""
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, d)
-        targets = labels[:, 1:]
-        keep = targets != -100  # (B, T - 1)
-        logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()  # (N, V), N labelled positions
-        tokens = F.cross_entropy(logits, targets[keep], reduction="none")  # (N,)
+    @property
+    def teacher(self) -> Teacher | None:
+        return self._teacher[0]
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, distil: bool = False
+    ) -> ObjectiveOutput:
+        """Labels are aligned with `input_ids` (-100: no loss); position t predicts label t + 1, as in HF.
+
+        With `distil` (and a teacher), `loss` adds the teacher's weight times the mean KL divergence
+        from the teacher's distribution to the model's at the labelled positions; `per_example`
+        stays the cross-entropy.
+        """
+        keep = labels[:, 1:] != -100  # (B, T - 1)
+        logits, hidden = _labelled_logits(self.model, input_ids, attention_mask, keep)  # (N, V), N labelled
+        tokens = F.cross_entropy(logits, labels[:, 1:][keep], reduction="none")  # (N,)
         rows = keep.nonzero()[:, 0]
         sums = tokens.new_zeros(len(input_ids)).index_add(0, rows, tokens)
         counts = keep.sum(1).to(tokens.dtype).clamp(min=1.0)
         loss = tokens.mean() if tokens.numel() else hidden.sum() * 0.0  # a batch without labels: zero, in graph
+        teacher = self.teacher
+        if distil and teacher is not None and teacher.weight > 0 and tokens.numel():
+            with torch.no_grad():
+                target = _labelled_logits(teacher.model, input_ids, attention_mask, keep)[0].log_softmax(-1)
+            kl = F.kl_div(logits.log_softmax(-1), target, log_target=True, reduction="batchmean")
+            loss = loss + teacher.weight * kl
         return ObjectiveOutput(loss=loss, per_example=sums / counts)
+
+
+def _labelled_logits(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's float logits at the positions `keep` marks (those that predict a label), and the
+    hidden states `(B, T, d)` they come from."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, d)
+    return base.get_output_embeddings()(hidden[:, :-1][keep]).float(), hidden
 
 
 def language_model(module: nn.Module) -> nn.Module:
