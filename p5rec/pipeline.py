@@ -35,7 +35,14 @@ from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
 from p5rec.training.mixture import MixedExamples
-from p5rec.training.phases import FIRST_TASK, first_phase, only_tasks, second_phase, trains_others
+from p5rec.training.phases import (
+    FIRST_TASK,
+    first_phase,
+    first_teacher,
+    only_tasks,
+    second_phase,
+    trains_others,
+)
 from p5rec.training.trainer import TrainResult, train
 
 DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
@@ -232,6 +239,7 @@ def train_phases(
     if settings.sequential_first and validate is not None and not settings.resume_from and trains_others(builder):
         alone = only_tasks(builder, {FIRST_TASK})
         first = train(model, tokenizer, alone, first_phase(settings), config.model, **hooks)
+        hooks["teacher"] = first_teacher(model, settings)
         settings = second_phase(settings, first.seconds)
     return train(model, tokenizer, builder, settings, config.model, **hooks), first
 

@@ -20,7 +20,10 @@ benchmark:
 * task mixture: a task the config does not weigh gets at most as many examples per epoch as there
   are users (T5's examples-proportional mixing with a limit), so review tasks, which have one
   example per review, do not make each epoch several times longer than the next-item task that
-  early stopping watches: weight min(1, users / the task's training examples).
+  early stopping watches: weight min(1, users / the task's training examples). With
+  `train.sequential_first` (the default) the text-generation tasks (explanation, review summary)
+  are not capped: the next-item task has converged alone before they train, and they need their
+  examples (docs/benchmarks.md, "Next item first, then every task").
 
 The resolved values are written into the config saved with the model, so a reload knows them.
 """
@@ -28,7 +31,7 @@ The resolved values are written into the config saved with the model, so a reloa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from p5rec.data.tables import RecData
 
 AUTO = "auto"
+TEXT_TASKS = frozenset({"explanation", "review_summary"})  # the tasks that generate free text
 LARGE_DATA = 5_000_000  # interactions: above this, the deeper preset
 DENSE_ITEMS = 50.0  # mean interactions per item: at or above this, the data counts as dense
 
@@ -63,7 +67,8 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     if model.dropout is None:
         changes["dropout"] = 0.5 if stats["interactions_per_item"] < DENSE_ITEMS else 0.2
     resolved = dataclasses.replace(config, model=dataclasses.replace(model, **changes)) if changes else config
-    weights = mixture_weights(config.examples.task_weights, datasets)
+    uncapped = TEXT_TASKS if config.train.sequential_first else frozenset()
+    weights = mixture_weights(config.examples.task_weights, datasets, uncapped)
     if weights != dict(config.examples.task_weights):
         resolved = dataclasses.replace(resolved, examples=dataclasses.replace(resolved.examples, task_weights=weights))
     if config.train.group_by_length is None:
@@ -78,8 +83,11 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     return resolved
 
 
-def mixture_weights(given: dict[str, float], datasets: Sequence[RecData]) -> dict[str, float]:
-    """`given` task weights plus, for each task neither it nor its family names, min(1, users / examples).
+def mixture_weights(
+    given: dict[str, float], datasets: Sequence[RecData], uncapped: Set[str] = frozenset()
+) -> dict[str, float]:
+    """`given` task weights plus, for each task neither it nor its family names (nor `uncapped`),
+    min(1, users / examples).
 
     Examples per epoch: one per user for the next-item tasks, one per training review (80% of the
     interactions, times the share that has the task's field) for the review tasks.
@@ -100,7 +108,7 @@ def mixture_weights(given: dict[str, float], datasets: Sequence[RecData]) -> dic
             reviews[task] = reviews.get(task, 0.0) + n * share
     weights = dict(given)
     for task, spec in TASKS.items():
-        if task in given or spec.family in given or task not in reviews or reviews[task] <= users:
+        if task in given or spec.family in given or task in uncapped or task not in reviews or reviews[task] <= users:
             continue
         weights[task] = round(users / reviews[task], 4)
     return weights

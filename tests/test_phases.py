@@ -40,14 +40,35 @@ def test_the_phases_split_the_budget_and_log_apart():
     assert first_phase(TrainConfig()).output_dir is None
 
 
-def test_next_item_first_is_an_option_the_recipe_leaves_off():
+def test_next_item_first_is_the_default_and_then_the_text_tasks_get_all_their_examples():
     from p5rec.data.synthetic import generate
-    from p5rec.recipe import describe, resolve
+    from p5rec.recipe import describe, mixture_weights, resolve
 
     data = generate(tiny_config().data.synthetic)
-    assert resolve(tiny_config(), [data]).train.sequential_first is False
-    on = resolve(tiny_config(train={"sequential_first": True}), [data])
+    on = resolve(tiny_config(), [data])
     assert on.train.sequential_first is True and "next-item task alone first" in describe(on)
+    off = resolve(tiny_config(train={"sequential_first": False}), [data])
+    assert "next-item task alone first" not in describe(off)
+    capped = mixture_weights({}, [data])  # every task from the start: review tasks capped at one epoch of users
+    assert capped["explanation"] < 1 and capped["review_summary"] < 1 and capped["rating"] < 1
+    assert off.examples.task_weights == capped
+    weights = on.examples.task_weights  # next item first: the text tasks uncapped, the others as before
+    assert "explanation" not in weights and "review_summary" not in weights
+    assert weights["rating"] == capped["rating"] and weights["review_rating"] == capped["review_rating"]
+    given = resolve(tiny_config(examples={"task_weights": {"explanation": 0.3}}), [data]).examples.task_weights
+    assert given["explanation"] == 0.3  # a weight the config gives is kept
+
+
+def test_the_every_task_phase_keeps_the_latest_weights_near_the_best():
+    from p5rec.training.config import TrainConfig
+    from p5rec.training.phases import SECOND_KEEP_WITHIN, first_phase, second_phase
+
+    config = TrainConfig()
+    assert first_phase(config).keep_within is None  # the first phase keeps its best weights
+    assert second_phase(config, 60).keep_within == SECOND_KEEP_WITHIN
+    assert second_phase(TrainConfig(keep_within=0.0), 60).keep_within == 0.0
+    with pytest.raises(ValueError, match="keep_within"):
+        TrainConfig(keep_within=1.5)
 
 
 def _recording_train(monkeypatch):
@@ -62,7 +83,16 @@ def _recording_train(monkeypatch):
     def recording(model, tokenizer, builder, config, *args, **kwargs):
         start = checksum(model)
         result = real(model, tokenizer, builder, config, *args, **kwargs)
-        calls.append({"tasks": _tasks(builder), "start": start, "end": checksum(model), "config": config})
+        teacher = kwargs.get("teacher")
+        calls.append(
+            {
+                "tasks": _tasks(builder),
+                "start": start,
+                "end": checksum(model),
+                "config": config,
+                "teacher": None if teacher is None else (checksum(teacher.model), teacher.weight, teacher.tasks),
+            }
+        )
         return result
 
     monkeypatch.setattr(pipeline, "train", recording)
@@ -83,6 +113,9 @@ def test_fit_trains_next_item_alone_then_every_task_from_its_best_weights(monkey
     assert calls[0]["tasks"] == {"sequential"}
     assert calls[1]["start"] == pytest.approx(calls[0]["end"], rel=1e-12)  # phase 2 starts where phase 1 ended
     assert calls[0]["end"] != pytest.approx(calls[0]["start"], rel=1e-9)  # and the first one trained
+    # phase 2 is pulled toward phase 1's best model on next-item batches; that model stays frozen
+    assert calls[0]["teacher"] is None and calls[1]["teacher"][1:] == (1.0, frozenset({"sequential"}))
+    assert calls[1]["teacher"][0] == pytest.approx(calls[0]["end"], rel=1e-12)
     assert result.first is not None and result.first.best_metric is not None and result.train.best_metric is not None
     assert (tmp_path / "sequential_first" / "train_log.jsonl").is_file() and (tmp_path / "train_log.jsonl").is_file()
     from p5rec.training.phases import describe_first
@@ -99,3 +132,23 @@ def test_without_validation_there_is_one_phase(monkeypatch):
     config = tiny_config(model={"backbone": "auto", "vocab_size": 200}, train={"epochs": 1, "sequential_first": True})
     result = fit(config, progress=False)
     assert len(calls) == 1 and result.first is None and len(calls[0]["tasks"]) > 1
+
+
+def test_no_teacher_when_distillation_is_off(monkeypatch):
+    from p5rec.pipeline import fit
+
+    calls = _recording_train(monkeypatch)
+    config = tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 10},
+        train={"epochs": 1, "batch_size": 16, "sequential_first": True, "first_distil": 0.0},
+    )
+    fit(config, progress=False)
+    assert len(calls) == 2 and calls[1]["teacher"] is None
+
+
+def test_first_distil_must_not_be_negative():
+    from p5rec.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="first_distil"):
+        TrainConfig(first_distil=-1)

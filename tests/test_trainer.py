@@ -104,15 +104,20 @@ def test_uncertainty_objective_and_per_example_losses():
     assert per_example_loss(logits, labels, False).tolist() == pytest.approx([1.3862944, 0.0])
 
 
-def test_early_stopping_stops_and_restores_the_best_weights(prepared):
-    scores = iter([0.5, 0.7, 0.6, 0.4, 0.3, 0.2])
-    snapshots = {}
+def _scripted_validation(scores: list[float]):
+    """A validate function that returns `scores` in turn, and the weights it saw for each score."""
+    pending, snapshots = iter(scores), {}
 
     def validate(model):
-        score = next(scores)
+        score = next(pending)
         snapshots[score] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return {"sequential/ndcg@10": score}
 
+    return validate, snapshots
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(prepared):
+    validate, snapshots = _scripted_validation([0.5, 0.7, 0.6, 0.4, 0.3, 0.2])
     cfg = TrainConfig(epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=2)
     model, result = _train(prepared, cfg, validate=validate)
     assert result.stopped_early and result.steps == 8  # validations at 2, 4 (best), 6, 8: two without gain
@@ -125,6 +130,42 @@ def test_early_stopping_stops_and_restores_the_best_weights(prepared):
         0.6,
         0.4,
     ]
+
+
+def test_keep_within_keeps_the_latest_weights_near_the_best(prepared):
+    validate, snapshots = _scripted_validation([0.5, 0.7, 0.66, 0.6, 0.65, 0.3])
+    cfg = TrainConfig(
+        epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=3, keep_within=0.08
+    )
+    model, result = _train(prepared, cfg, validate=validate)
+    # .66 and .65 are within 8% of .7 (>= .644), .6 is not; patience counts from the best
+    assert result.stopped_early and result.steps == 10
+    assert result.best_metric == 0.7 and result.best_step == 10
+    kept = snapshots[0.65]
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+
+
+def test_a_teacher_sees_the_batches_of_its_tasks_only(prepared, monkeypatch):
+    import copy
+
+    from p5rec.pipeline import build_model
+    from p5rec.training.objective import CausalLMObjective, Teacher
+
+    config, prep = prepared
+    model, tokenizer = build_model(config, prep)
+    teacher = Teacher(copy.deepcopy(model), 1.0, frozenset({"sequential"}))
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()}
+    flags, real = [], CausalLMObjective.forward
+
+    def spy(self, input_ids, attention_mask, labels, distil=False):
+        flags.append(distil)
+        return real(self, input_ids, attention_mask, labels, distil)
+
+    monkeypatch.setattr(CausalLMObjective, "forward", spy)
+    cfg = TrainConfig(epochs=1, batch_size=8, group_by_length=False)
+    train(model, tokenizer, prep.builder, cfg, config.model, progress=False, teacher=teacher)
+    assert True in flags and False in flags  # next-item batches distilled, the others not
+    assert all(torch.equal(v, before[k]) for k, v in teacher.model.state_dict().items())  # frozen
 
 
 def test_the_weight_average_is_validated_kept_and_resumed(prepared, tmp_path):

@@ -69,11 +69,17 @@ class TrainConfig:
         sequential_first: train the next-item (sequential) task alone until early stopping, then
             every task from its best weights (`training.phases`); the first phase logs into
             `output_dir/sequential_first`, takes at most half of `max_minutes`, and is skipped
-            when the run does not validate, trains one task only, or resumes. Off by default:
-            every-task next-item NDCG@10 gains (three seeds: Musical Instruments .0662 against
-            .0607, Gift Cards .2245 against .2139), but the every-task phase then stops after a few
-            epochs and the text answers are not learned (docs/benchmarks.md, "Where the mix cost
-            comes from").
+            when the run does not validate, trains one task only, or resumes. Trained together
+            from the start, the other tasks cost next-item NDCG@10 4-11% (docs/benchmarks.md,
+            "Where the mix cost comes from" and "Next item first, then every task").
+        first_distil: with `sequential_first`, the weight of the KL divergence from the first
+            phase's model (frozen) to the trained one on the next-item batches of the every-task
+            phase (learning without forgetting); 0: none.
+        keep_within: keep the latest validated weights whose `early_stopping_metric` is within
+            this fraction of the best so far, instead of the best (Breiman's one-standard-error
+            rule: later weights have trained the other tasks longer). None: 0.08 in the every-task
+            phase of `sequential_first` (one standard error of valid NDCG@10 on 450-1,500 users is
+            8-9% of it), 0 otherwise.
     """
 
     epochs: int = 200
@@ -105,7 +111,9 @@ class TrainConfig:
     max_minutes: float | None = None
     prefetch: bool = True
     average_epochs: float | None = None
-    sequential_first: bool = False
+    sequential_first: bool = True
+    first_distil: float = 1.0
+    keep_within: float | None = None
 
     def __post_init__(self) -> None:
         if self.average_epochs is not None and not self.average_epochs > 0:
@@ -115,6 +123,10 @@ class TrainConfig:
             )
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ValueError(f"`max_minutes` ({self.max_minutes!r}) must be > 0, or null for no budget")
+        if not self.first_distil >= 0:
+            raise ValueError(f"`first_distil` must be >= 0 (0: no distillation), got {self.first_distil!r}")
+        if self.keep_within is not None and not 0 <= self.keep_within < 1:
+            raise ValueError(f"`keep_within` must be in [0, 1) (a fraction of the best), got {self.keep_within!r}")
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.grad_accum < 1:

@@ -1,13 +1,15 @@
 """Next-item first: train the sequential task alone to early stopping, then every task from there.
 
-Trained together from the start, P5's tasks cost the next-item task 4-11% of its NDCG@10 in the
-default recipe (docs/benchmarks.md, "Where the mix cost comes from"): a wider feed-forward layer,
-a separate softmax for item and text labels, or taking the history loss off the direct prompts did
-not remove it, and fine-tuning the every-task model on next-item alone afterwards left it where it
-was. Starting the every-task training from the weights the next-item task reaches alone does remove
-it, but next-item validation then peaks after a few every-task epochs, too few for the text tasks:
-hence an option (`TrainConfig.sequential_first`), off by default. These helpers derive the two
-phases' settings and the first phase's examples; the pipeline runs `train` once per phase.
+Trained together from the start, P5's tasks cost the next-item task 4-11% of its NDCG@10
+(docs/benchmarks.md, "Where the mix cost comes from"): a wider feed-forward layer, a separate
+softmax for item and text labels, or taking the history loss off the direct prompts did not remove
+it, and fine-tuning the every-task model on next-item alone afterwards left it where it was.
+Starting the every-task training from the weights the next-item task reaches alone does remove it.
+The every-task phase then needs three things so that the text tasks are learned too: the latest
+weights within `SECOND_KEEP_WITHIN` of the best next-item validation are kept (its best comes a few
+epochs in, too early for text), the text-generation tasks get all their examples each epoch (the
+recipe), and the next-item batches are pulled toward the first phase's model (`first_teacher`).
+These helpers derive the two phases' settings and examples; the pipeline runs `train` per phase.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import TASKS
 from p5rec.training.config import TrainConfig
+from p5rec.training.objective import Teacher
 
 if TYPE_CHECKING:
     from p5rec.training.trainer import TrainResult
@@ -64,11 +68,26 @@ def first_phase(config: TrainConfig) -> TrainConfig:
     )
 
 
+SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
+
+
 def second_phase(config: TrainConfig, first_seconds: float) -> TrainConfig:
-    """The every-task phase's settings: the budget less what the first phase took."""
-    if config.max_minutes is None:
-        return config
-    return dataclasses.replace(config, max_minutes=max(config.max_minutes - first_seconds / 60, 1e-3))
+    """The every-task phase's settings: the budget less what the first phase took, and `keep_within`
+    (None: `SECOND_KEEP_WITHIN`): its next-item validation stays near the first phase's level while
+    the text tasks keep improving, so the latest weights near the best are kept, not the best."""
+    within = SECOND_KEEP_WITHIN if config.keep_within is None else config.keep_within
+    minutes = None if config.max_minutes is None else max(config.max_minutes - first_seconds / 60, 1e-3)
+    return dataclasses.replace(config, max_minutes=minutes, keep_within=within)
+
+
+def first_teacher(model: Any, config: TrainConfig) -> Teacher | None:
+    """A frozen copy of `model` (the first phase's best) to distil next-item batches from in the
+    every-task phase; None when `config.first_distil` is 0 or the model is an encoder-decoder (the
+    objective that distils is the decoder-only one)."""
+    if not config.first_distil or is_encoder_decoder(model):
+        return None
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    return Teacher(frozen, config.first_distil, frozenset({FIRST_TASK}))
 
 
 def describe_first(first: TrainResult) -> str:

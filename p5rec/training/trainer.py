@@ -40,7 +40,7 @@ from p5rec.training.averaging import WeightAverage, ema_decay
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.config import TrainConfig
 from p5rec.training.epochs import EpochLoader, ExampleSource
-from p5rec.training.objective import CausalLMObjective, language_model
+from p5rec.training.objective import CausalLMObjective, Teacher, language_model
 from p5rec.training.weighting import (
     UncertaintyWeighting,
     group_means,
@@ -79,6 +79,7 @@ def train(
     progress: bool = True,
     validate: Callable[[PreTrainedModel], dict[str, float]] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainResult:
     """Train `model` in place on the examples `builder` renders; returns the log and validation outcome.
 
@@ -92,6 +93,8 @@ def train(
         validate: unwrapped model -> {"task/metric": value} on the validation split; enables
             early stopping on `config.early_stopping_metric` and best-model restore.
         on_step: called after every optimizer step (and checkpoint) with (step, loop state).
+        teacher: a frozen model the loss pulls this one toward on `teacher.tasks`' batches
+            (decoder-only models; see `objective.Teacher`).
     """
     from accelerate.utils import broadcast_object_list, set_seed
 
@@ -106,12 +109,17 @@ def train(
             "`train.loss_on_prompt` needs a decoder-only backbone (model.architecture gpt2 or llama, or a "
             "GPT-style checkpoint); this model is an encoder-decoder, whose prompt is not predicted"
         )
+    if teacher is not None and encoder_decoder:
+        raise ValueError("a `teacher` needs a decoder-only backbone; this model is an encoder-decoder")
     weighting, group_index = None, None
     if config.loss_weighting == "uncertainty":
         group_names = loss_groups(config.weighting_groups)
         group_index = {n: k for k, n in enumerate(group_names)}
         weighting = UncertaintyWeighting(group_names).to(accelerator.device)
-    epoch_loader = EpochLoader(builder, tokenizer, config, model_config, accelerator, encoder_decoder, group_index)
+    epoch_loader = EpochLoader(
+        builder, tokenizer, config, model_config, accelerator, encoder_decoder, group_index,
+        None if teacher is None else teacher.tasks,
+    )  # fmt: skip
     state = _new_state(accelerator, config)
     loader, n_examples = epoch_loader(0)
     total_steps = math.ceil(len(loader) / config.grad_accum) * config.epochs
@@ -120,7 +128,9 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(params, config, weighting)
     if not encoder_decoder:  # logits only where a label is: the vocabulary holds every item
-        model = CausalLMObjective(model)
+        if teacher is not None:
+            teacher.model.to(accelerator.device).eval().requires_grad_(False)
+        model = CausalLMObjective(model, teacher)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # Rating and text batches train at their own dropout; the model's rates are found once, here.
@@ -415,12 +425,16 @@ class _EarlyStopping:
         value = float(metrics[name])
         entry = {"step": state["step"], "epoch": state["epoch"], **{f"valid/{k}": v for k, v in metrics.items()}}
         self.log.record(entry)
-        best = state["best"]
-        if best is None or (value > best if config.higher_is_better() else value < best):
+        best, higher = state["best"], config.higher_is_better()
+        if best is None or (value > best if higher else value < best):
             state.update(best=value, best_step=state["step"], bad_evals=0)
             self._keep(accelerator.get_state_dict(model))
         else:
             state["bad_evals"] += 1
+            within = config.keep_within or 0.0
+            if within and abs(value - best) <= within * abs(best):  # close enough: keep the later weights
+                state["best_step"] = state["step"]
+                self._keep(accelerator.get_state_dict(model))
         for other in config.early_stopping_also:  # progress on these resets the patience, too
             if other in metrics:
                 seen = state.setdefault("best_also", {}).get(other)
