@@ -131,11 +131,7 @@ def run(args: argparse.Namespace) -> int:
     result, first = train_phases(config, model, tokenizer, prepared.builder, validate, progress)
     if first is not None:
         console.print(describe_first(first))
-    best = (
-        f"; best valid {config.train.early_stopping_metric} {result.best_metric:.4f} at step {result.best_step}"
-        if result.best_metric is not None
-        else ""
-    )
+    best = result.describe_kept(config.train.early_stopping_metric)
     console.print(
         f"trained {result.steps} steps on {result.examples} examples in {result.seconds:.0f}s; "
         f"final loss {result.final_loss:.3f}{best}" + ("; stopped early" if result.stopped_early else "")

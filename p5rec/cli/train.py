@@ -97,11 +97,7 @@ def run(args: argparse.Namespace) -> int:
         t = result.train
         print(
             f"trained {t.steps} steps on {t.examples} examples in {t.seconds:.0f}s; final loss {t.final_loss:.3f}"
-            + (
-                f"; best {config.train.early_stopping_metric} {t.best_metric:.4f} at step {t.best_step}"
-                if t.best_metric is not None
-                else ""
-            )
+            + t.describe_kept(config.train.early_stopping_metric)
             + ("; stopped early" if t.stopped_early else "")
         )
         print(f"model saved to {', '.join(saved)}; training log in {config.train.output_dir}")

@@ -58,7 +58,8 @@ class TrainResult:
     seconds: float = 0.0
     log: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
-    best_step: int | None = None
+    best_step: int | None = None  # the step of the weights kept: the best's, or with `keep_within` a later one
+    kept_metric: float | None = None  # the validation metric of the weights kept
     stopped_early: bool = False
     resumed_from: str | None = None
     task_weights: dict[str, float] = field(default_factory=dict)
@@ -67,6 +68,14 @@ class TrainResult:
     def final_loss(self) -> float:
         losses = [e["loss"] for e in self.log if "loss" in e]
         return losses[-1] if losses else float("nan")
+
+    def describe_kept(self, metric: str) -> str:
+        """Which validated weights were kept, for the CLI: "" when the run did not validate."""
+        if self.best_metric is None:
+            return ""
+        if self.kept_metric is None or self.kept_metric == self.best_metric:
+            return f"; best valid {metric} {self.best_metric:.4f} at step {self.best_step}"
+        return f"; kept step {self.best_step} (valid {metric} {self.kept_metric:.4f}, best {self.best_metric:.4f})"
 
 
 def train(
@@ -222,6 +231,7 @@ def train(
     # 4. The outcome, with the best validated weights restored on every process.
     result.steps, result.examples, result.log = state["step"], state["examples"], state["log"]
     result.best_metric, result.best_step, result.stopped_early = state["best"], state["best_step"], state["stopped"]
+    result.kept_metric = state.get("kept", state["best"])  # checkpoints from before `keep_within` lack it
     result.seconds = time.perf_counter() - start
     if weighting is not None:
         result.task_weights = weighting.weights()
@@ -261,6 +271,7 @@ def _new_state(accelerator, config: TrainConfig) -> dict[str, Any]:
         "log": [],
         "best": None,
         "best_step": None,
+        "kept": None,  # the metric of the weights kept (the best, or with `keep_within` a later one)
         "bad_evals": 0,
         "best_also": {},  # best value so far of each `early_stopping_also` metric
         "stopped": False,
@@ -427,13 +438,13 @@ class _EarlyStopping:
         self.log.record(entry)
         best, higher = state["best"], config.higher_is_better()
         if best is None or (value > best if higher else value < best):
-            state.update(best=value, best_step=state["step"], bad_evals=0)
+            state.update(best=value, best_step=state["step"], kept=value, bad_evals=0)
             self._keep(accelerator.get_state_dict(model))
         else:
             state["bad_evals"] += 1
             within = config.keep_within or 0.0
             if within and abs(value - best) <= within * abs(best):  # close enough: keep the later weights
-                state["best_step"] = state["step"]
+                state.update(best_step=state["step"], kept=value)
                 self._keep(accelerator.get_state_dict(model))
         for other in config.early_stopping_also:  # progress on these resets the patience, too
             if other in metrics:
