@@ -21,7 +21,7 @@ benchmark:
   are users (T5's examples-proportional mixing with a limit), so review tasks, which have one
   example per review, do not make each epoch several times longer than the next-item task that
   early stopping watches: weight min(1, users / the task's training examples). With
-  `train.sequential_first` (the default) the text-generation tasks (explanation, review summary)
+  `train.sequential_first` (the default, when the run validates) the text-generation tasks (explanation, review summary)
   are not capped: the next-item task has converged alone before they train, and they need their
   examples (docs/benchmarks.md, "Next item first, then every task").
 
@@ -67,7 +67,9 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     if model.dropout is None:
         changes["dropout"] = 0.5 if stats["interactions_per_item"] < DENSE_ITEMS else 0.2
     resolved = dataclasses.replace(config, model=dataclasses.replace(model, **changes)) if changes else config
-    uncapped = TEXT_TASKS if config.train.sequential_first else frozenset()
+    # Next item first needs validation (its first phase ends at early stopping); without it one phase trains.
+    first = config.train.sequential_first and config.validation is not None
+    uncapped = TEXT_TASKS if first else frozenset()
     weights = mixture_weights(config.examples.task_weights, datasets, uncapped)
     if weights != dict(config.examples.task_weights):
         resolved = dataclasses.replace(resolved, examples=dataclasses.replace(resolved.examples, task_weights=weights))

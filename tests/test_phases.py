@@ -45,9 +45,10 @@ def test_next_item_first_is_the_default_and_then_the_text_tasks_get_all_their_ex
     from p5rec.recipe import describe, mixture_weights, resolve
 
     data = generate(tiny_config().data.synthetic)
-    on = resolve(tiny_config(), [data])
+    validating = {"validation": {"max_users": 10}}
+    on = resolve(tiny_config(**validating), [data])
     assert on.train.sequential_first is True and "next-item task alone first" in describe(on)
-    off = resolve(tiny_config(train={"sequential_first": False}), [data])
+    off = resolve(tiny_config(train={"sequential_first": False}, **validating), [data])
     assert "next-item task alone first" not in describe(off)
     capped = mixture_weights({}, [data])  # every task from the start: review tasks capped at one epoch of users
     assert capped["explanation"] < 1 and capped["review_summary"] < 1 and capped["rating"] < 1
@@ -55,8 +56,10 @@ def test_next_item_first_is_the_default_and_then_the_text_tasks_get_all_their_ex
     weights = on.examples.task_weights  # next item first: the text tasks uncapped, the others as before
     assert "explanation" not in weights and "review_summary" not in weights
     assert weights["rating"] == capped["rating"] and weights["review_rating"] == capped["review_rating"]
-    given = resolve(tiny_config(examples={"task_weights": {"explanation": 0.3}}), [data]).examples.task_weights
-    assert given["explanation"] == 0.3  # a weight the config gives is kept
+    given = resolve(tiny_config(examples={"task_weights": {"explanation": 0.3}}, **validating), [data])
+    assert given.examples.task_weights["explanation"] == 0.3  # a weight the config gives is kept
+    one_phase = resolve(tiny_config(), [data])  # no validation: no first phase, every task capped
+    assert one_phase.examples.task_weights == capped
 
 
 def test_the_every_task_phase_keeps_the_latest_weights_near_the_best():
