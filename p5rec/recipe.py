@@ -31,7 +31,7 @@ The resolved values are written into the config saved with the model, so a reloa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence, Set
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from p5rec.data.tables import RecData
 
 AUTO = "auto"
-TEXT_TASKS = frozenset({"explanation", "review_summary"})  # the tasks that generate free text
 LARGE_DATA = 5_000_000  # interactions: above this, the deeper preset
 DENSE_ITEMS = 50.0  # mean interactions per item: at or above this, the data counts as dense
 
@@ -69,8 +68,7 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     resolved = dataclasses.replace(config, model=dataclasses.replace(model, **changes)) if changes else config
     # Next item first needs validation (its first phase ends at early stopping); without it one phase trains.
     first = config.train.sequential_first and config.validation is not None
-    uncapped = TEXT_TASKS if first else frozenset()
-    weights = mixture_weights(config.examples.task_weights, datasets, uncapped)
+    weights = mixture_weights(config.examples.task_weights, datasets, cap_text=not first)
     if weights != dict(config.examples.task_weights):
         resolved = dataclasses.replace(resolved, examples=dataclasses.replace(resolved.examples, task_weights=weights))
     if config.train.group_by_length is None:
@@ -85,11 +83,9 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
     return resolved
 
 
-def mixture_weights(
-    given: dict[str, float], datasets: Sequence[RecData], uncapped: Set[str] = frozenset()
-) -> dict[str, float]:
-    """`given` task weights plus, for each task neither it nor its family names (nor `uncapped`),
-    min(1, users / examples).
+def mixture_weights(given: dict[str, float], datasets: Sequence[RecData], cap_text: bool = True) -> dict[str, float]:
+    """`given` task weights plus, for each task neither it nor its family names, min(1, users / examples);
+    with `cap_text` False the tasks that write free text (explanation, review summary) are left at 1.
 
     Examples per epoch: one per user for the next-item tasks, one per training review (80% of the
     interactions, times the share that has the task's field) for the review tasks.
@@ -110,7 +106,9 @@ def mixture_weights(
             reviews[task] = reviews.get(task, 0.0) + n * share
     weights = dict(given)
     for task, spec in TASKS.items():
-        if task in given or spec.family in given or task in uncapped or task not in reviews or reviews[task] <= users:
+        if task in given or spec.family in given or task not in reviews or reviews[task] <= users:
+            continue
+        if spec.kind == "text" and not cap_text:
             continue
         weights[task] = round(users / reviews[task], 4)
     return weights

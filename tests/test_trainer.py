@@ -122,7 +122,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(prepared):
     model, result = _train(prepared, cfg, validate=validate)
     assert result.stopped_early and result.steps == 8  # validations at 2, 4 (best), 6, 8: two without gain
     assert result.best_metric == 0.7 and result.best_step == 4 and result.kept_metric == 0.7
-    assert result.describe_kept("sequential/ndcg@10") == "; best valid sequential/ndcg@10 0.7000 at step 4"
+    assert "; best valid sequential/ndcg@10 0.7000 at step 4; stopped early" in result.describe("sequential/ndcg@10")
     best = snapshots[0.7]
     assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
     assert [e["valid/sequential/ndcg@10"] for e in result.log if "valid/sequential/ndcg@10" in e] == [
@@ -135,14 +135,12 @@ def test_early_stopping_stops_and_restores_the_best_weights(prepared):
 
 def test_keep_within_keeps_the_latest_weights_near_the_best(prepared):
     validate, snapshots = _scripted_validation([0.5, 0.7, 0.66, 0.6, 0.65, 0.3])
-    cfg = TrainConfig(
-        epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=3, keep_within=0.08
-    )
+    cfg = TrainConfig(epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=3, keep_within=0.08)
     model, result = _train(prepared, cfg, validate=validate)
     # .66 and .65 are within 8% of .7 (>= .644), .6 is not; patience counts from the best
     assert result.stopped_early and result.steps == 10
     assert result.best_metric == 0.7 and result.best_step == 10 and result.kept_metric == 0.65
-    assert result.describe_kept("sequential/ndcg@10") == "; kept step 10 (valid sequential/ndcg@10 0.6500, best 0.7000)"
+    assert "; kept step 10 (valid sequential/ndcg@10 0.6500, best 0.7000)" in result.describe("sequential/ndcg@10")
     kept = snapshots[0.65]
     assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
 

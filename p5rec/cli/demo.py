@@ -131,11 +131,7 @@ def run(args: argparse.Namespace) -> int:
     result, first = train_phases(config, model, tokenizer, prepared.builder, validate, progress)
     if first is not None:
         console.print(describe_first(first))
-    best = result.describe_kept(config.train.early_stopping_metric)
-    console.print(
-        f"trained {result.steps} steps on {result.examples} examples in {result.seconds:.0f}s; "
-        f"final loss {result.final_loss:.3f}{best}" + ("; stopped early" if result.stopped_early else "")
-    )
+    console.print(result.describe(config.train.early_stopping_metric))
 
     rec = make_recommender(config, prepared, model, tokenizer)
     catalog = rec.catalog

@@ -94,12 +94,7 @@ def run(args: argparse.Namespace) -> int:
             rec.save_pretrained(where)
         if result.first is not None:
             print(describe_first(result.first))
-        t = result.train
-        print(
-            f"trained {t.steps} steps on {t.examples} examples in {t.seconds:.0f}s; final loss {t.final_loss:.3f}"
-            + t.describe_kept(config.train.early_stopping_metric)
-            + ("; stopped early" if t.stopped_early else "")
-        )
+        print(result.train.describe(config.train.early_stopping_metric))
         print(f"model saved to {', '.join(saved)}; training log in {config.train.output_dir}")
     state.wait_for_everyone()
     return 0

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 FIRST_TASK = "sequential"
 FIRST_DIR = "sequential_first"  # the first phase's log and checkpoints, inside `output_dir`
 FIRST_SHARE = 0.5  # of `max_minutes`, at most, so the every-task phase always has time left
+SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
 
 
 def only_tasks(builder: Any, tasks: set[str]) -> Any:
@@ -66,9 +67,6 @@ def first_phase(config: TrainConfig) -> TrainConfig:
         max_minutes=None if config.max_minutes is None else config.max_minutes * FIRST_SHARE,
         resume_from=None,
     )
-
-
-SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
 
 
 def second_phase(config: TrainConfig, first_seconds: float) -> TrainConfig:

@@ -59,7 +59,7 @@ class TrainResult:
     log: list[dict[str, Any]] = field(default_factory=list)
     best_metric: float | None = None
     best_step: int | None = None  # the step of the weights kept: the best's, or with `keep_within` a later one
-    kept_metric: float | None = None  # the validation metric of the weights kept
+    kept_metric: float | None = None  # the validation metric at `best_step`
     stopped_early: bool = False
     resumed_from: str | None = None
     task_weights: dict[str, float] = field(default_factory=dict)
@@ -69,13 +69,15 @@ class TrainResult:
         losses = [e["loss"] for e in self.log if "loss" in e]
         return losses[-1] if losses else float("nan")
 
-    def describe_kept(self, metric: str) -> str:
-        """Which validated weights were kept, for the CLI: "" when the run did not validate."""
-        if self.best_metric is None:
-            return ""
-        if self.kept_metric is None or self.kept_metric == self.best_metric:
-            return f"; best valid {metric} {self.best_metric:.4f} at step {self.best_step}"
-        return f"; kept step {self.best_step} (valid {metric} {self.kept_metric:.4f}, best {self.best_metric:.4f})"
+    def describe(self, metric: str) -> str:
+        """One line for `p5rec train` and the demo: steps, time, loss, and which validated weights were kept."""
+        line = f"trained {self.steps} steps on {self.examples} examples in {self.seconds:.0f}s"
+        line += f"; final loss {self.final_loss:.3f}"
+        if self.best_metric is not None and self.kept_metric in (None, self.best_metric):
+            line += f"; best valid {metric} {self.best_metric:.4f} at step {self.best_step}"
+        elif self.best_metric is not None:
+            line += f"; kept step {self.best_step} (valid {metric} {self.kept_metric:.4f}, best {self.best_metric:.4f})"
+        return line + ("; stopped early" if self.stopped_early else "")
 
 
 def train(
@@ -231,7 +233,7 @@ def train(
     # 4. The outcome, with the best validated weights restored on every process.
     result.steps, result.examples, result.log = state["step"], state["examples"], state["log"]
     result.best_metric, result.best_step, result.stopped_early = state["best"], state["best_step"], state["stopped"]
-    result.kept_metric = state.get("kept", state["best"])  # checkpoints from before `keep_within` lack it
+    result.kept_metric = _logged(state["log"], state["best_step"], f"valid/{config.early_stopping_metric}")
     result.seconds = time.perf_counter() - start
     if weighting is not None:
         result.task_weights = weighting.weights()
@@ -245,6 +247,11 @@ def train(
         _plot(result.log, Path(config.output_dir) / "curves.png")
     unwrapped.eval()
     return result
+
+
+def _logged(log: list[dict[str, Any]], step: int | None, key: str) -> float | None:
+    """The value of `key` in the validation entry of `step`, if the log has one."""
+    return next((e[key] for e in log if e.get("step") == step and key in e), None)
 
 
 def _accelerator(config: TrainConfig):
@@ -271,7 +278,6 @@ def _new_state(accelerator, config: TrainConfig) -> dict[str, Any]:
         "log": [],
         "best": None,
         "best_step": None,
-        "kept": None,  # the metric of the weights kept (the best, or with `keep_within` a later one)
         "bad_evals": 0,
         "best_also": {},  # best value so far of each `early_stopping_also` metric
         "stopped": False,
@@ -436,15 +442,15 @@ class _EarlyStopping:
         value = float(metrics[name])
         entry = {"step": state["step"], "epoch": state["epoch"], **{f"valid/{k}": v for k, v in metrics.items()}}
         self.log.record(entry)
-        best, higher = state["best"], config.higher_is_better()
-        if best is None or (value > best if higher else value < best):
-            state.update(best=value, best_step=state["step"], kept=value, bad_evals=0)
+        best = state["best"]
+        if best is None or (value > best if config.higher_is_better() else value < best):
+            state.update(best=value, best_step=state["step"], bad_evals=0)
             self._keep(accelerator.get_state_dict(model))
         else:
             state["bad_evals"] += 1
             within = config.keep_within or 0.0
             if within and abs(value - best) <= within * abs(best):  # close enough: keep the later weights
-                state.update(best_step=state["step"], kept=value)
+                state["best_step"] = state["step"]
                 self._keep(accelerator.get_state_dict(model))
         for other in config.early_stopping_also:  # progress on these resets the patience, too
             if other in metrics:
