@@ -38,8 +38,11 @@ from p5rec.training.mixture import MixedExamples
 from p5rec.training.phases import (
     FIRST_TASK,
     first_phase,
+    first_seconds_logged,
     first_teacher,
     only_tasks,
+    resumed_phase,
+    saved_teacher,
     second_phase,
     trains_others,
 )
@@ -92,8 +95,9 @@ def check_paths(config: RunConfig) -> None:
     for k, folder in enumerate(config.prompts):
         if not Path(folder).exists():
             raise FileNotFoundError(f"`prompts[{k}]` ({folder!r}) does not exist")
-    if config.train.resume_from:
-        resolve_resume(config.train.resume_from, config.train.output_dir)
+    if config.train.resume_from:  # "latest" may be the first phase's newest checkpoint (next item first)
+        where = first_phase(config.train, resume=True) if resumed_phase(config.train) == "first" else config.train
+        resolve_resume(where.resume_from, where.output_dir)
     config.train.check_installed()
     outputs = [config.output_dir]
     if config.data.sources:
@@ -232,15 +236,21 @@ def train_phases(
 ) -> tuple[TrainResult, TrainResult | None]:
     """Train `model` in place as `config.train` says: with `sequential_first`, the next-item task alone
     to early stopping and then every task from its best weights; returns (the every-task run, the
-    first phase or None). The first phase needs validation (it ends at early stopping), another task
-    to come after it, and a run that does not resume."""
+    first phase or None). The first phase needs validation (it ends at early stopping) and another task
+    to come after it. A run that resumes continues the phase its checkpoint is from; when that is the
+    every-task phase, the first one is not run again (and None is returned for it)."""
     settings, first = config.train, None
     hooks = {"progress": progress, "validate": validate, "on_step": on_step}
-    if settings.sequential_first and validate is not None and not settings.resume_from and trains_others(builder):
-        alone = only_tasks(builder, {FIRST_TASK})
-        first = train(model, tokenizer, alone, first_phase(settings), config.model, **hooks)
-        hooks["teacher"] = first_teacher(model, settings)
-        settings = second_phase(settings, first.seconds)
+    if settings.sequential_first and validate is not None and trains_others(builder):
+        phase = resumed_phase(settings)
+        if phase == "second":
+            hooks["teacher"] = saved_teacher(model, settings)
+            settings = second_phase(settings, first_seconds_logged(settings), resume=True)
+        else:
+            alone, first_settings = only_tasks(builder, {FIRST_TASK}), first_phase(settings, resume=phase == "first")
+            first = train(model, tokenizer, alone, first_settings, config.model, **hooks)
+            hooks["teacher"] = first_teacher(model, settings)
+            settings = second_phase(settings, first.seconds)
     return train(model, tokenizer, builder, settings, config.model, **hooks), first
 
 

@@ -155,3 +155,66 @@ def test_first_distil_must_not_be_negative():
 
     with pytest.raises(ValueError, match="first_distil"):
         TrainConfig(first_distil=-1)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _phase_losses(result) -> list[tuple[int, float]]:
+    return [(e["step"], e["loss"]) for e in result.log if "loss" in e]
+
+
+def _resumable(tmp_path, name: str, **train):
+    return tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 10},
+        train={"epochs": 2, "batch_size": 16, "log_every": 1, "output_dir": str(tmp_path / name), **train},
+    )
+
+
+@pytest.mark.parametrize("killed_in", ["first", "second"])
+def test_a_killed_run_resumes_the_phase_it_was_in(tmp_path, killed_in):
+    from p5rec.pipeline import fit
+    from p5rec.training.checkpoint import list_checkpoints
+    from p5rec.training.phases import FIRST_DIR
+
+    straight = fit(_resumable(tmp_path, "straight"), progress=False)
+    first_steps = straight.first.steps
+    kill_at = first_steps - 1 if killed_in == "first" else first_steps + 3  # the hook counts both phases' steps
+    calls = []
+
+    def kill(step, state):
+        calls.append(step)
+        if len(calls) == kill_at:
+            raise _Killed
+
+    run = _resumable(tmp_path, "run", save_every=2)
+    with pytest.raises(_Killed):
+        fit(run, progress=False, on_step=kill)
+    assert bool(list_checkpoints(tmp_path / "run")) == (killed_in == "second")
+    resumed = fit(_resumable(tmp_path, "run", save_every=2, resume_from="latest"), progress=False)
+    if killed_in == "first":  # the first phase resumes from its own checkpoint, then every task trains
+        assert f"{FIRST_DIR}/checkpoints/step_" in resumed.first.resumed_from.replace("\\", "/")
+        assert resumed.first.steps == first_steps and resumed.train.resumed_from is None
+    else:  # the every-task phase resumes, with the first phase's kept weights as its teacher again
+        assert resumed.first is None and resumed.train.resumed_from.endswith("step_00000002")
+    # Either way the every-task phase ends as the uninterrupted run's did, loss for loss.
+    a, b = _phase_losses(straight.train), _phase_losses(resumed.train)
+    assert [s for s, _ in a] == [s for s, _ in b]
+    assert max(abs(x - y) for (_, x), (_, y) in zip(a, b)) < 1e-5
+
+
+def test_resuming_the_every_task_phase_without_the_first_phase_weights_says_what_is_missing(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from p5rec.training.config import TrainConfig
+    from p5rec.training.phases import saved_teacher
+
+    model = torch.nn.Linear(2, 2)
+    model.config = SimpleNamespace(is_encoder_decoder=False)
+    with pytest.raises(FileNotFoundError, match="first phase's kept weights.*first_distil=0"):
+        saved_teacher(model, TrainConfig(output_dir=str(tmp_path)))
+    assert saved_teacher(model, TrainConfig(output_dir=str(tmp_path), first_distil=0.0)) is None

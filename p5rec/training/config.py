@@ -69,7 +69,8 @@ class TrainConfig:
         sequential_first: train the next-item (sequential) task alone until early stopping, then
             every task from its best weights (`training.phases`); the first phase logs into
             `output_dir/sequential_first`, takes at most half of `max_minutes`, and is skipped
-            when the run does not validate, trains one task only, or resumes. Trained together
+            when the run does not validate or trains one task only; a resumed run continues the
+            phase its checkpoint is from (`resume_from="latest"` finds either). Trained together
             from the start, the other tasks cost next-item NDCG@10 4-11% (docs/benchmarks.md,
             "Where the mix cost comes from" and "Next item first, then every task").
         first_distil: with `sequential_first`, the weight of the KL divergence from the first

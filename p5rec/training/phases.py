@@ -10,19 +10,26 @@ weights within `SECOND_KEEP_WITHIN` of the best next-item validation are kept (i
 epochs in, too early for text), the text-generation tasks get all their examples each epoch (the
 recipe), and the next-item batches are pulled toward the first phase's model (`first_teacher`).
 These helpers derive the two phases' settings and examples; the pipeline runs `train` per phase.
+A run that resumes continues the phase its checkpoint belongs to (`resumed_phase`): the first
+phase's checkpoints live under `output_dir/sequential_first`, and an every-task phase that resumes
+gets its teacher back from the first phase's kept weights (`saved_teacher`).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from p5rec.modeling.backbone import is_encoder_decoder
 from p5rec.templates.tasks import TASKS
+from p5rec.training.checkpoint import BEST_FILE, list_checkpoints
 from p5rec.training.config import TrainConfig
-from p5rec.training.objective import Teacher
+from p5rec.training.objective import CausalLMObjective, Teacher
 
 if TYPE_CHECKING:
     from p5rec.training.trainer import TrainResult
@@ -59,23 +66,53 @@ def trains_others(builder: Any, task: str = FIRST_TASK) -> bool:
     return trained(task) and any(trained(t) for t in TASKS if t != task)
 
 
-def first_phase(config: TrainConfig) -> TrainConfig:
-    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget, no resume."""
+def resumed_phase(config: TrainConfig) -> str | None:
+    """The phase a resumed run continues: "first" when its checkpoint is the first phase's, "second"
+    when it is the every-task phase's; None when the run does not resume.
+
+    "latest" means the every-task phase's newest checkpoint, or the first phase's when the
+    every-task phase has written none yet (a run killed in the first phase, or just after it).
+    """
+    if not config.resume_from:
+        return None
+    if config.resume_from == "latest":
+        out = config.output_dir
+        first_only = out and not list_checkpoints(out) and list_checkpoints(Path(out) / FIRST_DIR)
+        return "first" if first_only else "second"
+    return "first" if Path(config.resume_from).resolve().parent.parent.name == FIRST_DIR else "second"
+
+
+def first_phase(config: TrainConfig, resume: bool = False) -> TrainConfig:
+    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget; it resumes
+    `config.resume_from` only with `resume` (the checkpoint is the first phase's)."""
     return dataclasses.replace(
         config,
         output_dir=None if config.output_dir is None else str(Path(config.output_dir) / FIRST_DIR),
         max_minutes=None if config.max_minutes is None else config.max_minutes * FIRST_SHARE,
-        resume_from=None,
+        resume_from=config.resume_from if resume else None,
     )
 
 
-def second_phase(config: TrainConfig, first_seconds: float) -> TrainConfig:
+def second_phase(config: TrainConfig, first_seconds: float, resume: bool = False) -> TrainConfig:
     """The every-task phase's settings: the budget less what the first phase took, and `keep_within`
     (None: `SECOND_KEEP_WITHIN`): its next-item validation stays near the first phase's level while
-    the text tasks keep improving, so the latest weights near the best are kept, not the best."""
+    the text tasks keep improving, so the latest weights near the best are kept, not the best. It
+    resumes `config.resume_from` only with `resume` (the checkpoint is the every-task phase's)."""
     within = SECOND_KEEP_WITHIN if config.keep_within is None else config.keep_within
     minutes = None if config.max_minutes is None else max(config.max_minutes - first_seconds / 60, 1e-3)
-    return dataclasses.replace(config, max_minutes=minutes, keep_within=within)
+    return dataclasses.replace(
+        config, max_minutes=minutes, keep_within=within, resume_from=config.resume_from if resume else None
+    )
+
+
+def first_seconds_logged(config: TrainConfig) -> float:
+    """The first phase's training time as its log last recorded it (0 without one): what a resumed
+    every-task phase takes off the budget."""
+    log = Path(config.output_dir or "") / FIRST_DIR / "train_log.jsonl"
+    if not config.output_dir or not log.is_file():
+        return 0.0
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return max((float(e["seconds"]) for e in entries if "seconds" in e), default=0.0)
 
 
 def first_teacher(model: Any, config: TrainConfig) -> Teacher | None:
@@ -86,6 +123,23 @@ def first_teacher(model: Any, config: TrainConfig) -> Teacher | None:
         return None
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     return Teacher(frozen, config.first_distil, frozenset({FIRST_TASK}))
+
+
+def saved_teacher(model: Any, config: TrainConfig) -> Teacher | None:
+    """:func:`first_teacher` for an every-task phase that resumes: the first phase's kept weights, read
+    from `output_dir/sequential_first`, in a frozen copy of `model` (whose own weights the checkpoint
+    will replace)."""
+    teacher = first_teacher(model, config)
+    if teacher is None:
+        return None
+    path = Path(config.output_dir or "") / FIRST_DIR / BEST_FILE
+    if not config.output_dir or not path.is_file():
+        raise FileNotFoundError(
+            f"resuming the every-task phase needs the first phase's kept weights ({path}) for its teacher; "
+            "set `train.first_distil=0` to resume without one"
+        )
+    CausalLMObjective(teacher.model).load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return teacher
 
 
 def describe_first(first: TrainResult) -> str:
