@@ -12,8 +12,9 @@ def test_every_recommendation_is_a_catalog_item_even_untrained(tiny_fit):
 
     rec = tiny_fit.recommender
     untrained = build_scratch_model(ModelConfig(backbone="tiny"), rec.tokenizer, seed=123)
-    fresh = Recommender(untrained, rec.tokenizer, rec.items, rec.users, rec.catalog, rec.histories, rec.templates,
-                        rec.config)
+    fresh = Recommender(
+        untrained, rec.tokenizer, rec.items, rec.users, rec.catalog, rec.histories, rec.templates, rec.config
+    )
     users = list(rec.histories)[:5]
     catalog = set(rec.catalog)
     for r in fresh.recommend_batch(users, k=5):

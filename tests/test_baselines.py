@@ -58,9 +58,7 @@ def test_every_ranker_follows_the_common_interface_and_validates_inputs(model):
     assert isinstance(model, Ranker)
     with pytest.raises(ValueError, match="is not fitted: call fit"):
         model.recommend([["a"]], k=1)
-    with pytest.raises(
-        ValueError, match=r"`train_sequences`\['u1'\] contains item 'zz', which is not in `items`"
-    ):
+    with pytest.raises(ValueError, match=r"`train_sequences`\['u1'\] contains item 'zz', which is not in `items`"):
         model.fit({"u1": ["a", "zz"]}, CATALOG)
     with pytest.raises(ValueError, match=r"`items` lists 'a' twice \(positions 0 and 2\)"):
         model.fit(TRAIN, ["a", "b", "a"])
@@ -127,9 +125,7 @@ def _small_sasrec(**overrides) -> SASRec:
 def test_sasrec_learns_a_cyclic_next_item_pattern():
     model = _small_sasrec().fit(_cyclic_data(), CYCLE_ITEMS)
     # Histories ending at every item, of various lengths; the answer is always the next item.
-    histories = [
-        [CYCLE_ITEMS[(s + t) % N_CYCLE] for t in range(n)] for s in range(N_CYCLE) for n in (2, 4, 6)
-    ]
+    histories = [[CYCLE_ITEMS[(s + t) % N_CYCLE] for t in range(n)] for s in range(N_CYCLE) for n in (2, 4, 6)]
     targets = [CYCLE_ITEMS[(s + n) % N_CYCLE] for s in range(N_CYCLE) for n in (2, 4, 6)]
     ranked = model.recommend(histories, k=1, exclude_seen=False)
     assert hit_rate_at_k(ranked, targets, 1) >= 0.9
@@ -193,9 +189,7 @@ def _bias_ratings(seed: int = 0):
 def test_biased_mf_beats_the_global_mean(optimizer, lr):
     users, items, ratings = _bias_ratings()
     n = int(0.8 * len(ratings))
-    cfg = BiasedMFConfig(
-        factors=4, epochs=30, batch_size=128, lr=lr, reg=0.01, optimizer=optimizer, clip=False
-    )
+    cfg = BiasedMFConfig(factors=4, epochs=30, batch_size=128, lr=lr, reg=0.01, optimizer=optimizer, clip=False)
     model = BiasedMF(cfg).fit(users[:n], items[:n], ratings[:n])
     truth = np.array(ratings[n:])
     mf_rmse = np.sqrt(np.mean((model.predict(users[n:], items[n:]) - truth) ** 2))
@@ -205,9 +199,7 @@ def test_biased_mf_beats_the_global_mean(optimizer, lr):
 
 def test_biased_mf_unknown_ids_fall_back_to_biases_and_predictions_are_clipped():
     # Item a: ratings 5 and 3 -> mean 4 over all; item b gets 5 from u: b's bias is positive.
-    model = BiasedMF(BiasedMFConfig(epochs=40, lr=0.05, reg=0.0)).fit(
-        ["u", "v", "u"], ["a", "a", "b"], [5, 3, 5]
-    )
+    model = BiasedMF(BiasedMFConfig(epochs=40, lr=0.05, reg=0.0)).fit(["u", "v", "u"], ["a", "a", "b"], [5, 3, 5])
     mean = 13 / 3
     assert model.global_mean == pytest.approx(mean)
     assert model.predict(["new"], ["other"])[0] == pytest.approx(mean)

@@ -45,7 +45,10 @@ def test_edited_and_added_templates_reach_training_evaluation_and_the_api(tmp_pa
     cfg = EvalConfig(tasks=["sequential"], max_users=5, templates=["my-next-item", "sequential-1", "my-zero-shot"])
     rows = evaluate(result.recommender.predictor, result.prepared.builder, cfg, progress=False).rows
     assert {(r["template"], r["template_split"]) for r in rows} == {
-        ("my-next-item", "seen"), ("sequential-1", "seen"), ("my-zero-shot", "unseen")}
+        ("my-next-item", "seen"),
+        ("sequential-1", "seen"),
+        ("my-zero-shot", "unseen"),
+    }
 
     # The API uses them, and they travel with the saved model.
     rec = result.recommender

@@ -454,7 +454,6 @@ def test_next_item_percentile_reads_the_distribution_after_the_last_history_item
         next_item_percentile(model, batch, items, [5])
 
 
-
 def test_visible_text_processor_bans_ids_and_an_end_before_a_visible_token():
     from p5rec.decoding.text import VisibleTextLogitsProcessor
 

@@ -63,8 +63,14 @@ def test_direct_choice_candidates_hold_the_target_and_unseen_negatives(builder):
 def test_task_weights_scale_the_mix(builder):
     rng = np.random.default_rng(0)
     base = builder.train_examples(rng)
-    builder2 = ExampleBuilder(builder.data, builder.splits, builder.items, builder.users, builder.templates,
-                              ExampleConfig(task_weights={"sequential": 2.0, "review": 0.0}))
+    builder2 = ExampleBuilder(
+        builder.data,
+        builder.splits,
+        builder.items,
+        builder.users,
+        builder.templates,
+        ExampleConfig(task_weights={"sequential": 2.0, "review": 0.0}),
+    )
     mixed = builder2.train_examples(np.random.default_rng(0))
     count = lambda exs, t: sum(e.task == t for e in exs)  # noqa: E731
     assert count(mixed, "sequential") == 2 * count(base, "sequential")

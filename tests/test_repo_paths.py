@@ -34,9 +34,7 @@ PENDING: set[str] = set()
 )
 def test_no_absolute_paths_of_a_development_machine(name):
     text = (ROOT / name).read_text(encoding="utf-8")
-    found = [
-        f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)
-    ]
+    found = [f"{name}:{text.count(chr(10), 0, m.start()) + 1}: {m.group(0)}" for m in MACHINE_PATH.finditer(text)]
     assert not found, "take these as arguments or relative to the checkout (../shared/data):\n" + "\n".join(found)
 
 

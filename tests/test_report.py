@@ -55,7 +55,10 @@ def test_write_report_files(tmp_path):
     for kind in ("metrics_plot", "training_plot"):
         assert paths[kind].read_bytes()[:8] == PNG_MAGIC
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "metrics.png", "report.json", "report.md", "training.png",
+        "metrics.png",
+        "report.json",
+        "report.md",
+        "training.png",
     ]  # fmt: skip  (no temporary file left behind)
 
 

@@ -38,7 +38,8 @@ def test_negatives_avoid_history_and_are_distinct():
 def test_too_short_sequences_are_rejected():
     from p5rec.data.tables import RecData
 
-    data = RecData.from_rows("t", [{"item_id": "a"}, {"item_id": "b"}],
-                             [{"user_id": "u", "item_id": "a"}, {"user_id": "u", "item_id": "b"}])
+    data = RecData.from_rows(
+        "t", [{"item_id": "a"}, {"item_id": "b"}], [{"user_id": "u", "item_id": "a"}, {"user_id": "u", "item_id": "b"}]
+    )
     with pytest.raises(ValueError, match="fewer than 3 interactions"):
         Splits.from_data(data)

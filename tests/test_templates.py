@@ -88,9 +88,7 @@ def test_templates_needing_titles_are_skipped_for_data_without_titles(prepared):
 
     data = prepared.data
     blank = RecData.from_rows("no-titles", [dict(r, title="") for r in data.items], list(data.interactions))
-    builder = ExampleBuilder(
-        blank, Splits.from_data(blank), prepared.items, prepared.users, prepared.templates
-    )
+    builder = ExampleBuilder(blank, Splits.from_data(blank), prepared.items, prepared.users, prepared.templates)
     assert "item_title" not in builder.available and "history_titles" not in builder.available
     used = {e.template_id for e in builder.train_examples(np.random.default_rng(0))}
     assert used and not any(prepared.templates[i].requires for i in used)
@@ -139,7 +137,7 @@ def test_user_folders_override_defaults_by_id_and_python_wins(tmp_path, defaults
 
 
 def test_python_template_renders_and_derives_requires():
-    t = PromptTemplate("t", "rating", "{{ user_id }} on \"{{ item_title }}\" ( {{ item_id }} )", "{{ rating }}")
+    t = PromptTemplate("t", "rating", '{{ user_id }} on "{{ item_title }}" ( {{ item_id }} )', "{{ rating }}")
     assert t.requires == ("item_title",) and t.input_variables == {"user_id", "item_title", "item_id"}
     assert t.render({"user_id": "user_1", "item_id": "item_2", "item_title": "Pick", "rating": "3.0"}) == (
         'user_1 on "Pick" ( item_2 )',
@@ -213,7 +211,7 @@ BAD_CASES = {
         r"template 'r': `target` renders to 'next: item_104' for the answer 'item_104'; it must be exactly",
     ),
     "rating-target": (
-        one("rating", "n", '"{{ user_id }} {{ item_id }}"', '"{{ rating ~ \' stars\' }}"'),
+        one("rating", "n", '"{{ user_id }} {{ item_id }}"', "\"{{ rating ~ ' stars' }}\""),
         r"template 'n': `target` renders to '4.0 stars' for the answer '4.0'",
     ),
     "duplicate": (
@@ -274,7 +272,11 @@ def test_validate_collects_every_problem_across_files(tmp_path):
     kinds = Counter(p.kind for p in problems)
     assert kinds == {"syntax": 1, "variable": 1, "spacing": 1, "duplicate": 1}
     assert {p.path.rsplit("/", 1)[-1] for p in problems} == {
-        "jinja.yaml", "unknown-variable.yaml", "spacing.yaml", "duplicate.yaml"}
+        "jinja.yaml",
+        "unknown-variable.yaml",
+        "spacing.yaml",
+        "duplicate.yaml",
+    }
     # Loading stops at the first one.
     with pytest.raises(TemplateError, match="duplicate.yaml"):
         TemplateSet.load(folder)
