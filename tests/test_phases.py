@@ -116,8 +116,9 @@ def test_fit_trains_next_item_alone_then_every_task_from_its_best_weights(monkey
     assert calls[0]["tasks"] == {"sequential"}
     assert calls[1]["start"] == pytest.approx(calls[0]["end"], rel=1e-12)  # phase 2 starts where phase 1 ended
     assert calls[0]["end"] != pytest.approx(calls[0]["start"], rel=1e-9)  # and the first one trained
-    # phase 2 is pulled toward phase 1's best model on next-item batches; that model stays frozen
-    assert calls[0]["teacher"] is None and calls[1]["teacher"][1:] == (1.0, frozenset({"sequential"}))
+    # phase 2 is pulled toward phase 1's best model on the item-answer tasks' batches; that model stays frozen
+    item_tasks = frozenset({"sequential", "direct_choice"})  # every label of their prompts is an item
+    assert calls[0]["teacher"] is None and calls[1]["teacher"][1:] == (1.0, item_tasks)
     assert calls[1]["teacher"][0] == pytest.approx(calls[0]["end"], rel=1e-12)
     assert result.first is not None and result.first.best_metric is not None and result.train.best_metric is not None
     assert (tmp_path / "sequential_first" / "train_log.jsonl").is_file() and (tmp_path / "train_log.jsonl").is_file()

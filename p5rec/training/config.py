@@ -74,8 +74,9 @@ class TrainConfig:
             from the start, the other tasks cost next-item NDCG@10 4-11% (docs/benchmarks.md,
             "Where the mix cost comes from" and "Next item first, then every task").
         first_distil: with `sequential_first`, the weight of the KL divergence from the first
-            phase's model (frozen) to the trained one on the next-item batches of the every-task
-            phase (learning without forgetting); 0: none.
+            phase's model (frozen) to the trained one on the batches of the tasks that answer
+            with an item (next item, direct choice) in the every-task phase (learning without
+            forgetting); 0: none.
         keep_within: keep the latest validated weights whose `early_stopping_metric` is within
             this fraction of the best so far, instead of the best (Breiman's one-standard-error
             rule: later weights have trained the other tasks longer). None: 0.08 in the every-task

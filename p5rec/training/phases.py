@@ -8,7 +8,8 @@ Starting the every-task training from the weights the next-item task reaches alo
 The every-task phase then needs three things so that the text tasks are learned too: the latest
 weights within `SECOND_KEEP_WITHIN` of the best next-item validation are kept (its best comes a few
 epochs in, too early for text), the text-generation tasks get all their examples each epoch (the
-recipe), and the next-item batches are pulled toward the first phase's model (`first_teacher`).
+recipe), and the batches of the tasks that answer with an item (next item, direct choice) are
+pulled toward the first phase's model (`first_teacher`).
 These helpers derive the two phases' settings and examples; the pipeline runs `train` per phase.
 A run that resumes continues the phase its checkpoint belongs to (`resumed_phase`): the first
 phase's checkpoints live under `output_dir/sequential_first`, and an every-task phase that resumes
@@ -38,6 +39,10 @@ FIRST_TASK = "sequential"
 FIRST_DIR = "sequential_first"  # the first phase's log and checkpoints, inside `output_dir`
 FIRST_SHARE = 0.5  # of `max_minutes`, at most, so the every-task phase always has time left
 SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
+# The tasks that answer with an item: every label of their prompts is an item (the history's and the
+# answer's), so the first phase's next-item distribution is the right target at each of them. The
+# yes/no task's answer is a word, which the first phase never learned.
+DISTIL_TASKS = frozenset(t for t, spec in TASKS.items() if spec.kind == "item")
 
 
 def only_tasks(builder: Any, tasks: set[str]) -> Any:
@@ -116,13 +121,13 @@ def first_seconds_logged(config: TrainConfig) -> float:
 
 
 def first_teacher(model: Any, config: TrainConfig) -> Teacher | None:
-    """A frozen copy of `model` (the first phase's best) to distil next-item batches from in the
-    every-task phase; None when `config.first_distil` is 0 or the model is an encoder-decoder (the
-    objective that distils is the decoder-only one)."""
+    """A frozen copy of `model` (the first phase's best) to distil, in the every-task phase, the
+    batches of `DISTIL_TASKS`; None when `config.first_distil` is 0 or the model is an
+    encoder-decoder (the objective that distils is the decoder-only one)."""
     if not config.first_distil or is_encoder_decoder(model):
         return None
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
-    return Teacher(frozen, config.first_distil, frozenset({FIRST_TASK}))
+    return Teacher(frozen, config.first_distil, DISTIL_TASKS)
 
 
 def saved_teacher(model: Any, config: TrainConfig) -> Teacher | None:
