@@ -168,6 +168,36 @@ def test_a_teacher_sees_the_batches_of_its_tasks_only(prepared, monkeypatch):
     assert all(torch.equal(v, before[k]) for k, v in teacher.model.state_dict().items())  # frozen
 
 
+def test_a_teacher_pulls_under_learned_task_weights_too(prepared):
+    """With `loss_weighting="uncertainty"` the step optimises the weighted per-task losses, not
+    `loss`; the teacher's term must reach that objective as well."""
+    import copy
+
+    from p5rec.pipeline import build_model
+    from p5rec.training.objective import Teacher
+
+    config, prep = prepared
+    cfg = TrainConfig(epochs=1, batch_size=8, group_by_length=False, loss_weighting="uncertainty")
+    finals = []
+    for weight in (0.0, 1.0):
+        model, tokenizer = build_model(config, prep)
+        other = copy.deepcopy(model)
+        with torch.no_grad():
+            for p in other.parameters():
+                p.add_(torch.randn_like(p))
+        train(
+            model,
+            tokenizer,
+            prep.builder,
+            cfg,
+            config.model,
+            progress=False,
+            teacher=Teacher(other, weight, {"sequential"}),
+        )
+        finals.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert any(not torch.equal(v, finals[1][k]) for k, v in finals[0].items())
+
+
 def test_the_weight_average_is_validated_kept_and_resumed(prepared, tmp_path):
     """With `average_epochs`, validation sees the averaged weights, the best average is returned, and
     a resumed run continues the same average."""

@@ -22,11 +22,13 @@ from torch import nn
 
 @dataclass
 class ObjectiveOutput:
-    """`loss`: token-mean cross-entropy of the batch; `per_example`: `(B,)` token-mean per row (for
-    per-task weighting)."""
+    """`loss`: token-mean cross-entropy of the batch, plus `distillation`; `per_example`: `(B,)`
+    token-mean cross-entropy per row (for per-task weighting, which must add `distillation` itself);
+    `distillation`: the teacher's weighted KL term (0 when the batch is not distilled)."""
 
     loss: torch.Tensor
     per_example: torch.Tensor
+    distillation: torch.Tensor | float = 0.0
 
 
 @dataclass
@@ -78,13 +80,13 @@ class CausalLMObjective(nn.Module):
         sums = tokens.new_zeros(len(input_ids)).index_add(0, rows, tokens)
         counts = keep.sum(1).to(tokens.dtype).clamp(min=1.0)
         loss = tokens.mean() if tokens.numel() else hidden.sum() * 0.0  # a batch without labels: zero, in graph
-        teacher = self.teacher
+        teacher, distillation = self.teacher, 0.0
         if distil and teacher is not None and teacher.weight > 0 and tokens.numel():
             with torch.no_grad():
                 target = _labelled_logits(teacher.model, input_ids, attention_mask, keep)[0].log_softmax(-1)
             kl = F.kl_div(logits.log_softmax(-1), target, log_target=True, reduction="batchmean")
-            loss = loss + teacher.weight * kl
-        return ObjectiveOutput(loss=loss, per_example=sums / counts)
+            distillation = teacher.weight * kl
+        return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
 
 
 def _labelled_logits(

@@ -348,6 +348,8 @@ def _train_step(
                 per_example = out.per_example  # the causal objective computes it
             group_loss, present = group_means(per_example, task_ids, len(weighting.names))
             objective = weighting(group_loss, present)
+            if not encoder_decoder:  # the teacher's term is not a task's loss: it is added, not weighted
+                objective = objective + out.distillation
             loss = per_example.mean()
         accelerator.backward(objective)
         if accelerator.sync_gradients:
