@@ -38,7 +38,7 @@ class ModelConfig:
         attention_dropout: dropout on attention probabilities of scratch models; None: as `dropout`
             (SASRec's choice). Lower it (0.1) for prompts whose answer must read the history back
             through attention (text after the history): at 0.5 next-item NDCG@10 fell by ~25% for
-            such prompts, while for the shipped prompts, which end with the history, 0.5 was best
+            such prompts, while for the shipped sequential prompts, which end with the history, 0.5 was best
             (docs/benchmarks.md).
         text_dropout: dropout (hidden and attention) while training on batches of the tasks that
             answer in words or stars and show no item history (ratings, explanations, reviews);
