@@ -129,6 +129,7 @@ class Recommender:
             # and orders candidates (direct choice HR@10 .3025 vs .2925, MI);
             # the config cannot tell a causal checkpoint from a seq2seq one (BART), the loaded model can.
             readout="next_item" if trains_history(self.config) and not is_encoder_decoder(model) else "answer",
+            prompt_eos=bool(self.config.model.prompt_eos),
         )
 
     # ------------------------------------------------------------------ answers

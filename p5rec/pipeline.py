@@ -26,11 +26,12 @@ from p5rec.modeling.backbone import (
     add_id_tokens,
     add_id_tokens_to_tokenizer,
     build_scratch_model,
+    is_encoder_decoder,
     load_pretrained,
     train_tokenizer,
 )
 from p5rec.modeling.lora import apply_lora
-from p5rec.recipe import resolve
+from p5rec.recipe import resolve, trains_history
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
@@ -272,8 +273,15 @@ def make_validator(
     def validate(model) -> dict[str, float]:
         per_domain = []
         for p in domains:
+            # Read as `Recommender` (evaluation, the API) reads: the weights kept are chosen by what is scored.
             predictor = Predictor(
-                model, tokenizer, p.items, config.model.max_input_length, config.model.max_target_length
+                model,
+                tokenizer,
+                p.items,
+                config.model.max_input_length,
+                config.model.max_target_length,
+                readout="next_item" if trains_history(config) and not is_encoder_decoder(model) else "answer",
+                prompt_eos=bool(config.model.prompt_eos),
             )
             res = evaluate(predictor, p.builder, cfg, progress=False)
             per_domain.append({f"{t}/{m}": v for t in cfg.tasks for m, v in res.by_task(t, "seen").items()})

@@ -68,7 +68,13 @@ class RecommendRequest(_Request):
     k: int = Field(10, ge=1, le=MAX_K, description="how many items; at most 100, the catalog size and the candidates")
     exclude_seen: bool = True
     candidates: list[ItemId] | None = Field(None, min_length=1, max_length=1000)
-    num_beams: int | None = Field(None, ge=1, le=MAX_BEAMS, description="beam width, >= k; default max(20, k)")
+    num_beams: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BEAMS,
+        description="beam width, >= k; default max(20, k); unused where a history is ranked exactly "
+        "(the next-item read-out with model.prompt_eos)",
+    )
 
     @model_validator(mode="after")
     def _user_or_history(self) -> RecommendRequest:

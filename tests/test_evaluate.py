@@ -286,13 +286,44 @@ def test_candidates_are_ordered_by_the_next_item_distribution_after_the_history(
     shown = {"user_id": "user_new", "history": [], "history_titles": [], "item_id": ""}
     bare = [template.render({**shown, "candidates": [rec.items.id_at(i) for i in cands[0]]})[0]]
     assert not next_item_scores(rec.model, dict(rec.tokenizer(bare, return_tensors="pt")), tokens, cands[:1])[1][0]
-    answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer")
+    answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer", prompt_eos=rec.predictor.prompt_eos)
     assert rec.predictor.rank(bare, k=3, candidates=cands[:1]) == answer.rank(bare, k=3, candidates=cands[:1])
     # In one batch with a prompt that has a history: each row answered its own way.
     mixed = rec.predictor.rank([prompts[0], *bare], k=3, candidates=[cands[0], cands[0]])
     assert [i for i, _ in mixed[0]] == [i for i, _ in ranked[0][:3]]
     assert [v for _, v in mixed[0]] == pytest.approx([v for _, v in ranked[0][:3]], abs=1e-5)
     assert [i for i, _ in mixed[1]] == [i for i, _ in answer.rank(bare, k=3, candidates=cands[:1])[0]]
+
+
+def test_next_items_are_read_at_the_newest_history_item_over_the_whole_catalog(tiny_fit):
+    """Next-item ranking with the next-item read-out and `prompt_eos`: the catalog in the order of the
+    scores at the newest history item (the prompt goes on after it: words, the eos), the history
+    excluded; a prompt without a history is decoded."""
+    from p5rec.decoding import Predictor
+    from p5rec.decoding.affinity import next_item_scores
+
+    rec = tiny_fit.recommender
+    builder = tiny_fit.prepared.builder
+    template = builder.usable_templates("sequential", "seen")[0]
+    examples = builder.eval_examples("sequential", "test", np.random.default_rng(0), [template.id])[:5]
+    prompts = [e.input + " . Which one ?" for e in examples]  # words after the history
+    seen = [rec.items.positions(e.meta["history"], "history") for e in examples]
+    reader = Predictor(rec.model, rec.tokenizer, rec.items, readout="next_item", prompt_eos=True)
+    ranked = reader.rank(prompts, k=4, exclude=seen)
+    tokens = reader.trie.item_tokens[:, 0]
+    for prompt, history, got in zip(prompts, seen, ranked):
+        batch = dict(rec.tokenizer([prompt], add_special_tokens=False, return_tensors="pt"))
+        scores, found = next_item_scores(rec.model, batch, tokens, [[]])
+        assert bool(found[0])
+        logits = scores[0].clone()
+        logits[history] = float("-inf")
+        top = torch.topk(torch.log_softmax(logits, dim=-1), 4)
+        assert [i for i, _ in got] == top.indices.tolist()
+        assert [v for _, v in got] == pytest.approx(top.values.tolist(), abs=1e-5)
+        assert not set(history) & {i for i, _ in got}
+    bare = [template.render({"user_id": "user_new", "history": [], "history_titles": [], "item_id": ""})[0]]
+    answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer", prompt_eos=True)
+    assert reader.rank(bare, k=3) == answer.rank(bare, k=3)
 
 
 def _t5_like(vocab: int):

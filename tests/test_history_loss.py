@@ -79,6 +79,32 @@ def test_the_collator_puts_history_labels_into_the_prompt(tokenizer):
     assert labelled == {p: t, n: tokenizer.convert_tokens_to_ids("<item_3>"), n + 1: tokenizer.eos_token_id}
 
 
+def test_with_prompt_eos_the_newest_item_labels_the_eos_and_the_answer_follows_it(tokenizer):
+    tid = tokenizer.convert_tokens_to_ids
+    prompt = "which item follows <item_1> , <item_2>"
+    plain = encode(tokenizer, [prompt], ["<item_3>"], 64, 8)
+    enc = encode(tokenizer, [prompt], ["<item_3>"], 64, 8, prompt_eos=True)
+    assert enc.input_ids[0] == [*plain.input_ids[0], tokenizer.eos_token_id]
+    enc.prompt_labels = history_labels(tokenizer, enc.input_ids, [["<item_1>", "<item_2>"]], ["<item_3>"])
+    n = len(enc.input_ids[0])  # the eos is the prompt's last token
+    assert enc.prompt_labels[0][-1] == (n - 1, tid("<item_3>"))  # the newest item predicts the next at the eos
+    batch = CausalCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)([0])
+    labelled = {p: t for p, t in enumerate(batch["labels"][0].tolist()) if t != -100}
+    assert labelled == dict(enc.prompt_labels[0]) | {n: tid("<item_3>"), n + 1: tokenizer.eos_token_id}
+
+
+@pytest.mark.parametrize("prompt_eos", [False, True])
+def test_generation_reads_a_prompt_as_training_saw_it(tokenizer, prompt_eos):
+    from p5rec.modeling.inputs import encode_prompts
+
+    prompts = ["which item follows <item_1>", "after <item_2> , <item_5> , <item_6>"]
+    trained = encode(tokenizer, prompts, ["<item_3>", "<item_7>"], 64, 8, prompt_eos=prompt_eos).input_ids
+    batch = encode_prompts(tokenizer, prompts, 64, encoder_decoder=False, prompt_eos=prompt_eos)
+    read = [row[mask.bool()].tolist() for row, mask in zip(batch["input_ids"], batch["attention_mask"])]
+    assert read == trained
+    assert all(row[-1] == tokenizer.eos_token_id for row in read) == prompt_eos
+
+
 def test_collated_rows_of_different_lengths_keep_their_own_labels(tokenizer):
     prompts = ["<item_1> , <item_2>", "which item follows <item_4> , <item_5> , <item_6>"]
     histories = [["<item_1>", "<item_2>"], ["<item_4>", "<item_5>", "<item_6>"]]
@@ -139,6 +165,7 @@ def test_the_recipe_fills_auto_settings_from_the_data():
     assert config.model.dropout == (0.5 if sparse else 0.2)
     assert config.examples.sequential_positions == "last"  # the history loss trains every position
     assert config.train.group_by_length is False  # random batches, as SASRec
+    assert config.model.prompt_eos is False  # off unless asked (docs/benchmarks.md)
     t5 = resolve(tiny_config(model={"backbone": "tiny", "architecture": "t5"}), [data])
     assert t5.examples.sequential_positions == "all" and t5.model.backbone == "tiny"
     assert t5.train.group_by_length is True
@@ -148,11 +175,15 @@ def test_the_recipe_fills_auto_settings_from_the_data():
     assert fixed.model.dropout == 0.3
 
 
-def test_the_default_recipe_trains_through_the_history_loss_end_to_end():
+def test_the_default_recipe_trains_through_the_history_loss_end_to_end(tmp_path):
+    import json
+
+    from p5rec.api import Recommender
+    from p5rec.model_dir import CONFIG_FILE
     from p5rec.pipeline import fit
 
     config = tiny_config(
-        model={"backbone": "auto", "vocab_size": 200},
+        model={"backbone": "auto", "vocab_size": 200, "prompt_eos": True},
         validation={"max_users": 20},
         train={"epochs": 3, "batch_size": 16, "log_every": 5},
     )
@@ -160,11 +191,21 @@ def test_the_default_recipe_trains_through_the_history_loss_end_to_end():
     saved = result.recommender.config.to_dict()
     assert saved["model"]["backbone"] == "nano" and saved["model"]["dropout"] in (0.2, 0.5)
     assert saved["examples"]["sequential_positions"] == "last"
+    assert saved["model"]["prompt_eos"] is True and result.recommender.predictor.prompt_eos
     assert result.train.best_metric is not None
     valid = [e for e in result.train.log if "valid/sequential/ndcg@10" in e]
     assert len(valid) == 3 and all("valid/sequential/nll" in e for e in valid)
     recs = result.recommender.recommend(user=result.prepared.data.user_ids[0], k=3)
     assert len(recs) == 3 and all(r.id_string.startswith("<item_") for r in recs)
+    # saved and reloaded, the model reads its prompts as trained (with the eos); a model saved
+    # before `prompt_eos` existed (no such key) reads them without the eos it never saw
+    result.recommender.save_pretrained(tmp_path)
+    assert Recommender.from_pretrained(tmp_path).predictor.prompt_eos
+    path = tmp_path / CONFIG_FILE
+    stored = json.loads(path.read_text())
+    del stored["run_config"]["model"]["prompt_eos"]
+    path.write_text(json.dumps(stored))
+    assert not Recommender.from_pretrained(tmp_path).predictor.prompt_eos
 
 
 def test_the_recipe_caps_review_tasks_at_one_example_per_user_and_keeps_given_weights():

@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--num-beams",
         type=int,
-        help=f"beam width, >= --k (default max({DEFAULT_NUM_BEAMS}, k)); wider is slower and finds more likely items",
+        help=f"beam width, >= --k (default max({DEFAULT_NUM_BEAMS}, k)); wider is slower and finds more likely items."
+        " A model trained with the history loss and model.prompt_eos ranks a user with a history exactly,"
+        " without beams",
     )
     p.add_argument("--include-seen", action="store_true", help="allow items the user already has")
     p.add_argument("--out", help=f"batch output file; format from the extension: {', '.join(OUT_FORMATS)}")

@@ -44,8 +44,11 @@ class Predictor:
             probability of the "yes" answer; the candidates by constrained beam search of the answer)
             or "next_item" (the next-item distribution after the prompt's history,
             :mod:`p5rec.decoding.affinity`: where the asked item stands in it, the candidates in its
-            order; decoder-only models with one token per item, trained with the history loss).
+            order, and for a model trained with `prompt_eos` the whole catalog in its order;
+            decoder-only models with one token per item, trained with the history loss).
         yes_no_readout: the earlier name of `readout`.
+        prompt_eos: the model was trained with every prompt followed by eos (`model.prompt_eos`);
+            decoder-only models only, encoder prompts always are.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Predictor:
         batch_size: int = 32,
         readout: str = "answer",
         yes_no_readout: str | None = None,
+        prompt_eos: bool = False,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -77,7 +81,7 @@ class Predictor:
                 f"`{name}='next_item'` needs a decoder-only model with one token per item "
                 "(`ids.representation: tokens`, flat IDs); use 'answer'"
             )
-        self.readout = readout
+        self.readout, self.prompt_eos = readout, prompt_eos
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -88,7 +92,10 @@ class Predictor:
     def _batches(self, prompts: Sequence[str]):
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]
-            yield start, encode_prompts(self.tokenizer, chunk, self.max_input_length, self.encoder_decoder, self.device)
+            batch = encode_prompts(
+                self.tokenizer, chunk, self.max_input_length, self.encoder_decoder, self.device, self.prompt_eos
+            )
+            yield start, batch
 
     @torch.inference_mode()
     def rank(
@@ -112,8 +119,9 @@ class Predictor:
                 cut = None if exclude is None else list(exclude[start : start + n])
                 cands = None if candidates is None else list(candidates[start : start + n])
                 ranked: list[list[tuple[int, float]] | None] = [None] * n
-                if cands is not None and self.readout == "next_item":
-                    ranked = self._read_candidates(batch, k, cands, cut)
+                # Candidates always; the whole catalog where the answer would follow the prompt's eos.
+                if self.readout == "next_item" and (cands is not None or self.prompt_eos):
+                    ranked = self._read_next(batch, k, cands, cut)
                 # Decoded: every row with the answer read-out; with the next-item one, prompts without a history.
                 todo = [r for r in range(n) if ranked[r] is None]
                 if todo:
@@ -136,26 +144,41 @@ class Predictor:
         """The earlier name of :attr:`readout`."""
         return self.readout
 
-    def _read_candidates(
-        self, batch: dict[str, torch.Tensor], k: int, candidates: list[Sequence[int]], exclude: list | None
+    def _read_next(
+        self, batch: dict[str, torch.Tensor], k: int, candidates: list[Sequence[int]] | None, exclude: list | None
     ) -> list[list[tuple[int, float]] | None]:
-        """Each row's candidates in the order of the next-item distribution after its history, scored by
-        their log-probability among the candidates; None for a prompt without a history (a new user),
-        which has no such distribution and is decoded instead."""
-        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], candidates)
+        """Each row's candidates (without candidates: the catalog) in the order of the next-item
+        distribution at its newest history item, scored by their log-probability among them; None
+        for a prompt without a history (a new user), which has no such distribution and is decoded
+        instead.
+
+        The history loss trains that position to predict the next item; the answer's own position
+        may lie after words or the prompt's eos, from which it would have to read the history back.
+        """
+        rows = batch["input_ids"].shape[0]
+        skip = candidates if candidates is not None else [()] * rows
+        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], skip)
         scores, found = scores.cpu(), found.tolist()  # one copy per batch, not a device sync per row
         out: list[list[tuple[int, float]] | None] = []
-        for row, cands in enumerate(candidates):
+        for row in range(rows):
             if not found[row]:
                 out.append(None)
                 continue
             banned = set(exclude[row]) if exclude is not None else set()
-            allowed = [c for c in dict.fromkeys(cands) if c not in banned]
-            if not allowed:
+            allowed: Sequence[int]
+            if candidates is None:  # the whole catalog: mask the excluded items, no per-item lists
+                logits = scores[row].clone()
+                if banned:
+                    logits[list(banned)] = float("-inf")
+                allowed, n = range(len(logits)), len(logits) - len(banned)
+            else:
+                allowed = [c for c in dict.fromkeys(candidates[row]) if c not in banned]
+                logits, n = scores[row, allowed], len(allowed)
+            if n <= 0:
                 out.append([])
                 continue
-            logp = torch.log_softmax(scores[row, allowed], dim=-1)
-            top = torch.topk(logp, min(k, len(allowed)))
+            logp = torch.log_softmax(logits, dim=-1)
+            top = torch.topk(logp, min(k, n))
             out.append([(allowed[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())])
         return out
 

@@ -44,6 +44,13 @@ class ModelConfig:
             answer in words or stars and show no item history (ratings, explanations, reviews);
             None: as `dropout`. At 0.5 a small model learns to ignore a rating prompt; 0.1 on
             these batches alone did not change the every-task recipe's results (docs/benchmarks.md).
+        prompt_eos: follow every prompt of a decoder-only model with the eos token, as encoder
+            prompts are, so a text or rating answer always starts after the same token whatever
+            words a template ends with (held-out templates ending in plain words answer badly
+            without it). With the history loss the next items are then ranked at the newest history
+            item (an answer after the eos would have to read the history back). Off by default:
+            measured on one seed it lifted the text answers but broke two held-out next-item
+            templates on Musical Instruments (docs/benchmarks.md).
     """
 
     backbone: str = AUTO
@@ -54,6 +61,7 @@ class ModelConfig:
     dropout: float | None = None
     attention_dropout: float | None = None
     text_dropout: float | None = None
+    prompt_eos: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

@@ -49,16 +49,26 @@ def encode_prompts(
     max_input_length: int,
     encoder_decoder: bool,
     device: torch.device | str = "cpu",
+    prompt_eos: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Tokenize prompts for generation the way training saw them (eos-terminated for encoders).
+    """Tokenize prompts for generation the way training saw them: eos-terminated for encoders, and
+    for decoders trained with `prompt_eos` (see `end_prompts`).
 
     Decoder-only prompts are left-padded so every row's generation starts at the same position.
     """
     ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
     tail = [truncate_prompt(i, max_input_length) for i in ids]
-    rows = [t + [eos] for t in tail] if encoder_decoder else tail
+    rows = end_prompts(tail, tokenizer.eos_token_id) if encoder_decoder or prompt_eos else tail
     return pad_rows(rows, tokenizer.pad_token_id, left=not encoder_decoder, device=device)
+
+
+def end_prompts(prompts: Sequence[Sequence[int]], eos_token_id: int) -> list[list[int]]:
+    """Each (truncated) prompt followed by eos: an encoder's input, and a decoder's with `prompt_eos`.
+
+    With it a decoder-only model writes the first answer token after the same token for every
+    template, instead of after whatever word a template ends with.
+    """
+    return [[*p, eos_token_id] for p in prompts]
 
 
 def pad_rows(

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from p5rec.modeling.inputs import pad_rows, tokenize, truncate_prompt
+from p5rec.modeling.inputs import end_prompts, pad_rows, tokenize, truncate_prompt
 
 
 @dataclass
@@ -43,16 +43,21 @@ def encode(
     targets: Sequence[str],
     max_input_length: int,
     max_target_length: int,
+    prompt_eos: bool = False,
 ) -> Encoded:
     """Tokenize prompts and targets separately; targets always end with eos.
 
-    Prompts are encoded without special tokens plus a final eos for encoders; for decoder-only
-    models the collator joins prompt and target itself. Targets are tokenized alone, exactly as the
-    decoding trie tokenizes item IDs, so training and constrained decoding see the same tokens.
+    Prompts are encoded without special tokens (the encoder's collator adds its final eos); for
+    decoder-only models the collator joins prompt and target itself, and with `prompt_eos` each
+    prompt here already ends with eos, so a history label can sit on it. Targets are tokenized
+    alone, exactly as the decoding trie tokenizes item IDs, so training and constrained decoding
+    see the same tokens.
     """
     eos = tokenizer.eos_token_id
     src, tgt = tokenize(tokenizer, inputs), tokenize(tokenizer, targets)
     src = [truncate_prompt(s, max_input_length) for s in src]
+    if prompt_eos:
+        src = end_prompts(src, eos)
     tgt = [t[: max_target_length - 1] + [eos] for t in tgt]
     return Encoded(src, tgt)
 
