@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.api import Recommender
+from p5rec.api import Recommender, predictor_for
 from p5rec.config import RunConfig
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
@@ -26,12 +26,11 @@ from p5rec.modeling.backbone import (
     add_id_tokens,
     add_id_tokens_to_tokenizer,
     build_scratch_model,
-    is_encoder_decoder,
     load_pretrained,
     train_tokenizer,
 )
 from p5rec.modeling.lora import apply_lora
-from p5rec.recipe import resolve, trains_history
+from p5rec.recipe import resolve
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
@@ -265,7 +264,6 @@ def make_validator(
     """
     if config.validation is None:
         return None
-    from p5rec.decoding.predictor import Predictor
     from p5rec.evaluation.evaluate import evaluate
 
     cfg = dataclasses.replace(config.validation, split="valid")
@@ -273,17 +271,7 @@ def make_validator(
     def validate(model) -> dict[str, float]:
         per_domain = []
         for p in domains:
-            # Read as `Recommender` (evaluation, the API) reads: the weights kept are chosen by what is scored.
-            predictor = Predictor(
-                model,
-                tokenizer,
-                p.items,
-                config.model.max_input_length,
-                config.model.max_target_length,
-                readout="next_item" if trains_history(config) and not is_encoder_decoder(model) else "answer",
-                prompt_eos=bool(config.model.prompt_eos),
-            )
-            res = evaluate(predictor, p.builder, cfg, progress=False)
+            res = evaluate(predictor_for(model, tokenizer, p.items, config), p.builder, cfg, progress=False)
             per_domain.append({f"{t}/{m}": v for t in cfg.tasks for m, v in res.by_task(t, "seen").items()})
         keys = [k for k in per_domain[0] if all(k in d for d in per_domain) and not k.endswith("examples_per_s")]
         return {k: float(np.mean([d[k] for d in per_domain])) for k in keys}

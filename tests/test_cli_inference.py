@@ -172,8 +172,6 @@ def test_num_beams_reaches_the_decoder_from_the_cli(capsys, model_dir, rec, monk
 
     seen, decode = [], predictor.recommend_items
     monkeypatch.setattr(predictor, "recommend_items", lambda *a, **kw: seen.append(kw["num_beams"]) or decode(*a, **kw))
-    # Decoded answers (with model.prompt_eos the next-item read-out ranks a history exactly, without beams).
-    monkeypatch.setattr(predictor.Predictor, "_read_next", lambda self, batch, *a: [None] * len(batch["input_ids"]))
     user = rec.users.raw_ids()[1]
     for flags in (["--num-beams", "7"], []):
         code, _, _ = _run(capsys, "recommend", "--model", str(model_dir), "--user", user, "--k", "4", *flags)

@@ -79,8 +79,6 @@ def test_num_beams_reaches_the_decoder(client, rec, monkeypatch):
 
     seen, decode = [], predictor.recommend_items
     monkeypatch.setattr(predictor, "recommend_items", lambda *a, **kw: seen.append(kw["num_beams"]) or decode(*a, **kw))
-    # Decoded answers (with model.prompt_eos the next-item read-out ranks a history exactly, without beams).
-    monkeypatch.setattr(predictor.Predictor, "_read_next", lambda self, batch, *a: [None] * len(batch["input_ids"]))
     user = _user(rec, 2)
     body = client.post("/recommend", json={"user": user, "k": 4, "num_beams": 7}).json()
     assert [i["item_id"] for i in body["items"]] == [i.item_id for i in rec.recommend(user=user, k=4, num_beams=7)]

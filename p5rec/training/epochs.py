@@ -207,7 +207,7 @@ class EpochLoader:
             [e.target for e in examples],
             self.model_config.max_input_length,
             self.model_config.max_target_length,
-            prompt_eos=bool(self.model_config.prompt_eos) and not self.encoder_decoder,
+            prompt_eos=self.model_config.prompt_eos and not self.encoder_decoder,
         )
         if self.group_index is not None:
             enc.groups = [self.group_index[group_of(e.task, config.weighting_groups)] for e in examples]
