@@ -45,8 +45,8 @@ def test_metric_keys_follow_the_p5_protocol(small_result):
         assert 0.0 <= seq[key] <= 1.0, key
     assert seq["hr@1"] <= seq["hr@5"] <= seq["hr@10"] <= seq["hr@20"]
     assert 0.0 <= small_result.by_task("direct_yesno", "seen")["accuracy"] <= 1.0
-    assert set(small_result.by_task("explanation", "seen")) >= {"bleu_4", "rouge_1", "rouge_2", "rouge_l"}
-    assert set(small_result.by_task("review_summary", "seen")) >= {"bleu_2", "rouge_1", "rouge_2", "rouge_l"}
+    assert set(small_result.by_task("explanation", "seen")) >= {"bleu_4", "rouge_1", "rouge_2", "rouge_l", "usr"}
+    assert set(small_result.by_task("review_summary", "seen")) >= {"bleu_2", "rouge_1", "rouge_2", "rouge_l", "usr"}
     for task in ("rating", "review_rating"):
         m = small_result.by_task(task, "seen")
         assert m["invalid"] == 0  # the expected rating always answers
@@ -151,9 +151,9 @@ def test_baselines_are_scored_on_the_models_users(tiny_fit):
     for name in ("mostpop", "itemknn", "bpr", "sasrec"):
         assert scores[name]["tasks"]["direct_choice"]["hr@20"] == 1.0
     assert set(scores["mf"]["tasks"]) == {"rating", "review_rating", "direct_yesno"}
-    assert set(scores["retrieval"]["tasks"]["explanation"]) == {"bleu_4", "rouge_1", "rouge_2", "rouge_l"}
+    assert set(scores["retrieval"]["tasks"]["explanation"]) == {"bleu_4", "rouge_1", "rouge_2", "rouge_l", "usr"}
     assert scores["mf"]["tasks"]["rating"]["invalid"] == 0
-    assert set(scores["lead"]["tasks"]["review_summary"]) == {"bleu_2", "rouge_1", "rouge_2", "rouge_l"}
+    assert set(scores["lead"]["tasks"]["review_summary"]) == {"bleu_2", "rouge_1", "rouge_2", "rouge_l", "usr"}
 
 
 def test_baselines_follow_the_task_selection(tiny_fit):

@@ -18,6 +18,8 @@ from p5rec.evaluation.metrics import (
     rating_metrics,
     rmse,
     rouge,
+    text_metrics,
+    unique_sentence_ratio,
     tokenize,
 )
 
@@ -193,6 +195,20 @@ def test_rouge_l_respects_order_and_averages_over_pairs():
 
 def test_rouge_empty_side_scores_zero():
     assert rouge(["..."], ["something"]) == {"rouge_1": 0.0, "rouge_2": 0.0, "rouge_l": 0.0}
+
+
+def test_unique_sentence_ratio_sees_through_case_and_punctuation():
+    # "Great gift!" and "great gift" are one answer; "Nice" another: 2 distinct of 4
+    assert unique_sentence_ratio(["Great gift!", "great gift", "Nice", "Great gift"]) == 0.5
+    assert unique_sentence_ratio(["a", "b", "c"]) == 1.0
+    with pytest.raises(ValueError, match="`hypotheses` is empty"):
+        unique_sentence_ratio([])
+
+
+def test_text_metrics_is_bleu_rouge_and_usr():
+    refs, hyps = ["a b c d", "x y"], ["a b c d", "a b c d"]
+    out = text_metrics(refs, hyps, max_n=2)
+    assert out == {"bleu_2": bleu(refs, hyps, max_n=2), **rouge(refs, hyps), "usr": 0.5}
 
 
 def test_text_input_errors():

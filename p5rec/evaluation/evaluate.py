@@ -19,7 +19,7 @@ import numpy as np
 
 from p5rec.decoding.predictor import Predictor
 from p5rec.evaluation.config import EvalConfig
-from p5rec.evaluation.metrics import binary_auc, bleu, ranking_metrics, rating_metrics, rouge
+from p5rec.evaluation.metrics import binary_auc, ranking_metrics, rating_metrics, text_metrics
 from p5rec.ids.index import ItemIndex
 from p5rec.templates.render import Example, ExampleBuilder
 from p5rec.templates.tasks import RATING_VALUES, TASKS, parse_rating
@@ -155,7 +155,7 @@ def _score(
     hyps = predictor.write(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
-    return {f"bleu_{max_n}": bleu(refs, hyps, max_n=max_n), **rouge(refs, hyps)}
+    return text_metrics(refs, hyps, max_n)
 
 
 def parse_ratings(texts: Sequence[str], values: Sequence[str] = RATING_VALUES) -> list[float | None]:

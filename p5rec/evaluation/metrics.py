@@ -6,7 +6,8 @@ Three families, each matching how P5 (Geng et al., 2022) reports its tasks:
   HR@k, NDCG@k, MRR;
 * rating prediction: RMSE, MAE, with invalid model outputs counted, never dropped silently;
 * text (explanation generation, review summarization): corpus BLEU-n and ROUGE-1/2/L F1,
-  both on a 0-100 scale.
+  both on a 0-100 scale, and the unique sentence ratio (PETER's USR), which shows a model that
+  writes one sentence for every input however well that sentence scores.
 
 Every function validates its inputs and names the offending argument, so a harness bug (say,
 one list shorter than the other) fails loudly instead of averaging over the wrong users.
@@ -33,7 +34,9 @@ __all__ = [
     "rating_metrics",
     "rmse",
     "rouge",
+    "text_metrics",
     "tokenize",
+    "unique_sentence_ratio",
 ]
 
 # ----------------------------------------------------------------------------------------- ranking
@@ -423,3 +426,28 @@ def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | 
             totals[f"rouge_{n}"] += _f1(overlap, sum(h.values()), sum(r.values()))
         totals["rouge_l"] += _f1(_lcs_length(hyp, ref), len(hyp), len(ref))
     return {name: 100.0 * total / len(refs) for name, total in totals.items()}
+
+
+def unique_sentence_ratio(hypotheses: Sequence[str | Sequence[str]]) -> float:
+    """Share of distinct answers among the generated texts, in [0, 1] (USR; Li et al., 2020, PETER).
+
+    BLEU and ROUGE reward a constant answer that fits the corpus ("Great product" for every review
+    can beat a weak model); a ratio near 0 shows such an answer at once. Texts are compared after
+    :func:`tokenize`, so case and punctuation do not make two answers distinct.
+    """
+    hyps = _tokens(hypotheses, "hypotheses")
+    if not hyps:
+        raise ValueError("`hypotheses` is empty: there is nothing to score")
+    return len({tuple(h) for h in hyps}) / len(hyps)
+
+
+def text_metrics(
+    references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int
+) -> dict[str, float]:
+    """What a text task reports: corpus BLEU-`max_n` (P5: 4 for explanations, 2 for review
+    summaries), ROUGE-1/2/L and the unique sentence ratio ``usr``, the same for a model and a baseline."""
+    return {
+        f"bleu_{max_n}": bleu(references, hypotheses, max_n=max_n),
+        **rouge(references, hypotheses),
+        "usr": unique_sentence_ratio(hypotheses),
+    }

@@ -36,7 +36,7 @@ from p5rec.evaluation.baselines import (
     lead_sentence,
 )
 from p5rec.evaluation.evaluate import EvalConfig, evaluate_ranker
-from p5rec.evaluation.metrics import binary_auc, bleu, rating_metrics, rouge
+from p5rec.evaluation.metrics import binary_auc, rating_metrics, text_metrics
 from p5rec.templates.render import Example, ExampleBuilder
 
 BASELINES = ("mostpop", "itemknn", "bpr", "sasrec", "mf", "lead", "retrieval")
@@ -229,7 +229,7 @@ def _retrieval_scores(builder: ExampleBuilder, config: EvalConfig) -> dict[str, 
     )
     hyps = [explainer.explain(e.item, features[e.meta["row"]]) for e in examples]
     refs = [e.target for e in examples]
-    return {"explanation": {"bleu_4": bleu(refs, hyps, max_n=4), **rouge(refs, hyps)}}
+    return {"explanation": text_metrics(refs, hyps, max_n=4)}
 
 
 def _lead_scores(builder: ExampleBuilder, config: EvalConfig) -> dict[str, float]:
@@ -239,4 +239,4 @@ def _lead_scores(builder: ExampleBuilder, config: EvalConfig) -> dict[str, float
     reviews = builder.data.column("interactions", "review")
     hyps = [lead_sentence(reviews[e.meta["row"]]) for e in examples]
     refs = [e.target for e in examples]
-    return {"bleu_2": bleu(refs, hyps, max_n=2), **rouge(refs, hyps)}
+    return text_metrics(refs, hyps, max_n=2)

@@ -32,8 +32,8 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "direct_yesno": ("accuracy", "auc"),
     "rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae"),
     "review_rating": ("rmse", "mae", "invalid", "greedy_rmse", "greedy_mae"),
-    "explanation": ("bleu_4", "rouge_1", "rouge_2", "rouge_l"),
-    "review_summary": ("bleu_2", "rouge_1", "rouge_2", "rouge_l"),
+    "explanation": ("bleu_4", "rouge_1", "rouge_2", "rouge_l", "usr"),
+    "review_summary": ("bleu_2", "rouge_1", "rouge_2", "rouge_l", "usr"),
 }
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "invalid", "greedy_rmse", "greedy_mae", "greedy_invalid"})
 BASELINE_LABELS = {
