@@ -324,6 +324,11 @@ def test_next_items_are_read_at_the_newest_history_item_over_the_whole_catalog(t
     bare = [template.render({"user_id": "user_new", "history": [], "history_titles": [], "item_id": ""})[0]]
     answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer", prompt_eos=True)
     assert reader.rank(bare, k=3) == answer.rank(bare, k=3)
+    # The likelihood validation watches measures the same read-out: the top item's score, unexcluded.
+    top1 = [r[0] for r in reader.rank(prompts + bare, k=1)]
+    logp = reader.target_logprob(prompts + bare, [i for i, _ in top1])
+    assert logp[:-1] == pytest.approx([v for _, v in top1[:-1]], abs=1e-5)
+    assert logp[-1] == pytest.approx(answer.target_logprob(bare, [top1[-1][0]])[0], abs=1e-5)  # no history
 
 
 def _t5_like(vocab: int):

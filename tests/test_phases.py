@@ -35,6 +35,12 @@ def test_the_phases_split_the_budget_and_log_apart():
     config = TrainConfig(output_dir="runs/x", max_minutes=20, resume_from="latest")
     first = first_phase(config)
     assert first.output_dir.endswith("sequential_first") and first.max_minutes == 10 and first.resume_from is None
+    # the true item's likelihood keeps the first phase going on the popularity plateau; a config's own kept
+    assert first.early_stopping_also == ("sequential/nll",) and second_phase(config, 60).early_stopping_also == ()
+    assert first_phase(TrainConfig(early_stopping_also=["direct_choice/hr@10"])).early_stopping_also == (
+        "direct_choice/hr@10",
+        "sequential/nll",
+    )
     assert second_phase(config, first_seconds=240).max_minutes == pytest.approx(16)
     assert second_phase(TrainConfig(), first_seconds=240).max_minutes is None
     assert first_phase(TrainConfig()).output_dir is None
@@ -72,6 +78,18 @@ def test_the_every_task_phase_keeps_the_latest_weights_near_the_best():
     assert second_phase(TrainConfig(keep_within=0.0), 60).keep_within == 0.0
     with pytest.raises(ValueError, match="keep_within"):
         TrainConfig(keep_within=1.5)
+
+
+def test_the_every_task_phase_warms_its_learning_rate_up_over_its_first_epochs():
+    from p5rec.training.config import TrainConfig
+    from p5rec.training.phases import first_phase, second_phase
+
+    config = TrainConfig(epochs=200, second_warmup_epochs=2)
+    assert first_phase(config).warmup_ratio == 0.0  # the first phase starts as configured
+    assert second_phase(config, 60).warmup_ratio == pytest.approx(2 / 200)  # 2 of its 200 epochs' steps
+    assert second_phase(TrainConfig(warmup_ratio=0.1, second_warmup_epochs=2), 60).warmup_ratio == 0.1
+    with pytest.raises(ValueError, match="second_warmup_epochs"):
+        TrainConfig(epochs=5, second_warmup_epochs=5)
 
 
 def _recording_train(monkeypatch):

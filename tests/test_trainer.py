@@ -133,6 +133,32 @@ def test_early_stopping_stops_and_restores_the_best_weights(prepared):
     ]
 
 
+def test_progress_on_an_also_metric_resets_the_patience_but_the_best_weights_follow_the_main_one(prepared):
+    """On the popularity plateau NDCG@10 is flat while the true item's likelihood improves: the run goes
+    on while the NLL falls, and the kept weights are still those of the best NDCG@10."""
+    plateau = [(0.5, 9.0), (0.7, 8.0), (0.6, 7.0), (0.6, 6.0), (0.6, 6.5), (0.6, 6.6), (0.6, 6.7)]
+    pending, snapshots = iter(plateau), {}
+
+    def validate(model):
+        ndcg, nll = next(pending)
+        snapshots.setdefault(ndcg, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"sequential/ndcg@10": ndcg, "sequential/nll": nll}
+
+    cfg = TrainConfig(
+        epochs=4,
+        batch_size=32,
+        log_every=1,
+        eval_every=2,
+        early_stopping_patience=2,
+        early_stopping_also=["sequential/nll"],
+    )
+    model, result = _train(prepared, cfg, validate=validate)
+    # NLL improves at steps 6 and 8, so the patience of 2 runs out only at step 12 (not at 8 as NDCG alone)
+    assert result.stopped_early and result.steps == 12
+    assert result.best_metric == 0.7 and result.best_step == 4
+    assert all(torch.equal(v, snapshots[0.7][k]) for k, v in model.state_dict().items())
+
+
 def test_keep_within_keeps_the_latest_weights_near_the_best(prepared):
     validate, snapshots = _scripted_validation([0.5, 0.7, 0.66, 0.6, 0.65, 0.3])
     cfg = TrainConfig(epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=3, keep_within=0.08)

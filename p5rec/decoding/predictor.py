@@ -184,7 +184,9 @@ class Predictor:
 
     @torch.inference_mode()
     def target_logprob(self, prompts: Sequence[str], targets: Sequence[int]) -> list[float]:
-        """Per prompt, the log-probability of one catalog item's ID (tokens + eos), by teacher forcing."""
+        """Per prompt, the log-probability of one catalog item's ID (tokens + eos), by teacher forcing;
+        where :meth:`rank` reads the catalog at the newest history item (`prompt_eos`), the item's
+        log-probability there among the catalog, so that the two measure the same read-out."""
         out: list[float] = []
         ids = self.trie.item_tokens
         lengths = self.trie.item_lengths.tolist()
@@ -192,7 +194,14 @@ class Predictor:
             for start, batch in self._batches(prompts):
                 rows = targets[start : start + batch["input_ids"].shape[0]]
                 seqs = [ids[i, : lengths[i]].tolist() for i in rows]
-                out += score_targets(self.model, batch, seqs).tolist()
+                if self.readout == "next_item" and self.prompt_eos:
+                    scores, found = next_item_scores(self.model, batch, ids[:, 0], [()] * len(rows))
+                    read = scores.float().log_softmax(-1).cpu()[torch.arange(len(rows)), torch.as_tensor(rows)]
+                    if not found.all():  # rows without a history: their answer, teacher-forced
+                        read = torch.where(found.cpu(), read, score_targets(self.model, batch, seqs).cpu().float())
+                    out += read.tolist()
+                else:
+                    out += score_targets(self.model, batch, seqs).tolist()
         return out
 
     @torch.inference_mode()

@@ -39,6 +39,10 @@ FIRST_TASK = "sequential"
 FIRST_DIR = "sequential_first"  # the first phase's log and checkpoints, inside `output_dir`
 FIRST_SHARE = 0.5  # of `max_minutes`, at most, so the every-task phase always has time left
 SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
+# Progress on these also resets the first phase's patience. Next-item NDCG@10 first rises to the
+# popularity ranking's level and can stay there 15-30 epochs before it rises again, while the true
+# item's likelihood already improves: stopped on NDCG alone, a run can keep a popularity model.
+FIRST_ALSO = ("sequential/nll",)
 # The tasks that answer with an item: every label of their prompts is an item (the history's and the
 # answer's), so the first phase's next-item distribution is the right target at each of them. The
 # yes/no task's answer is a word, which the first phase never learned.
@@ -88,25 +92,33 @@ def resumed_phase(config: TrainConfig) -> str | None:
 
 
 def first_phase(config: TrainConfig, resume: bool = False) -> TrainConfig:
-    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget; it resumes
-    `config.resume_from` only with `resume` (the checkpoint is the first phase's)."""
+    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget, patience
+    also reset by progress on `FIRST_ALSO`; it resumes `config.resume_from` only with `resume` (the
+    checkpoint is the first phase's)."""
     return dataclasses.replace(
         config,
         output_dir=None if config.output_dir is None else str(Path(config.output_dir) / FIRST_DIR),
         max_minutes=None if config.max_minutes is None else config.max_minutes * FIRST_SHARE,
         resume_from=config.resume_from if resume else None,
+        early_stopping_also=tuple(dict.fromkeys([*config.early_stopping_also, *FIRST_ALSO])),
     )
 
 
 def second_phase(config: TrainConfig, first_seconds: float, resume: bool = False) -> TrainConfig:
     """The every-task phase's settings: the budget less what the first phase took, and `keep_within`
     (None: `SECOND_KEEP_WITHIN`): its next-item validation stays near the first phase's level while
-    the text tasks keep improving, so the latest weights near the best are kept, not the best. It
+    the text tasks keep improving, so the latest weights near the best are kept, not the best; its
+    learning rate warms up over `second_warmup_epochs` of its epochs (as a ratio of its steps). It
     resumes `config.resume_from` only with `resume` (the checkpoint is the every-task phase's)."""
     within = SECOND_KEEP_WITHIN if config.keep_within is None else config.keep_within
     minutes = None if config.max_minutes is None else max(config.max_minutes - first_seconds / 60, 1e-3)
+    warmup = max(config.warmup_ratio, config.second_warmup_epochs / config.epochs)
     return dataclasses.replace(
-        config, max_minutes=minutes, keep_within=within, resume_from=config.resume_from if resume else None
+        config,
+        max_minutes=minutes,
+        keep_within=within,
+        warmup_ratio=warmup,
+        resume_from=config.resume_from if resume else None,
     )
 
 
