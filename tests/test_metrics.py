@@ -19,8 +19,8 @@ from p5rec.evaluation.metrics import (
     rmse,
     rouge,
     text_metrics,
-    unique_sentence_ratio,
     tokenize,
+    unique_sentence_ratio,
 )
 
 # Three users; targets at rank 1, rank 3, and absent.

@@ -80,18 +80,6 @@ def test_the_every_task_phase_keeps_the_latest_weights_near_the_best():
         TrainConfig(keep_within=1.5)
 
 
-def test_the_every_task_phase_warms_its_learning_rate_up_over_its_first_epochs():
-    from p5rec.training.config import TrainConfig
-    from p5rec.training.phases import first_phase, second_phase
-
-    config = TrainConfig(epochs=200, second_warmup_epochs=2)
-    assert first_phase(config).warmup_ratio == 0.0  # the first phase starts as configured
-    assert second_phase(config, 60).warmup_ratio == pytest.approx(2 / 200)  # 2 of its 200 epochs' steps
-    assert second_phase(TrainConfig(warmup_ratio=0.1, second_warmup_epochs=2), 60).warmup_ratio == 0.1
-    with pytest.raises(ValueError, match="second_warmup_epochs"):
-        TrainConfig(epochs=5, second_warmup_epochs=5)
-
-
 def _recording_train(monkeypatch):
     """Patch the pipeline's `train` to record, per call, its tasks and the weights it began and ended with."""
     import p5rec.pipeline as pipeline

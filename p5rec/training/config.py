@@ -82,10 +82,6 @@ class TrainConfig:
             rule: later weights have trained the other tasks longer). None: 0.08 in the every-task
             phase of `sequential_first` (one standard error of valid NDCG@10 on 450-1,500 users is
             8-9% of it), 0 otherwise.
-        second_warmup_epochs: with `sequential_first`, the every-task phase's learning rate rises
-            linearly from 0 over this many of its epochs (its own optimizer starts with empty
-            moments, and the tasks new to the model start with large losses; at full rate its
-            first epoch cost the next-item validation 9-23%). 0: no warm-up beyond `warmup_ratio`.
     """
 
     epochs: int = 200
@@ -120,7 +116,6 @@ class TrainConfig:
     sequential_first: bool = True
     first_distil: float = 1.0
     keep_within: float | None = None
-    second_warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.average_epochs is not None and not self.average_epochs > 0:
@@ -134,11 +129,6 @@ class TrainConfig:
             raise ValueError(f"`first_distil` must be >= 0 (0: no distillation), got {self.first_distil!r}")
         if self.keep_within is not None and not 0 <= self.keep_within < 1:
             raise ValueError(f"`keep_within` must be in [0, 1) (a fraction of the best), got {self.keep_within!r}")
-        if not 0 <= self.second_warmup_epochs < self.epochs:
-            raise ValueError(
-                f"`second_warmup_epochs` ({self.second_warmup_epochs!r}) must be >= 0 and below "
-                f"`epochs` ({self.epochs})"
-            )
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.grad_accum < 1:

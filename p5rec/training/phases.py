@@ -107,17 +107,14 @@ def first_phase(config: TrainConfig, resume: bool = False) -> TrainConfig:
 def second_phase(config: TrainConfig, first_seconds: float, resume: bool = False) -> TrainConfig:
     """The every-task phase's settings: the budget less what the first phase took, and `keep_within`
     (None: `SECOND_KEEP_WITHIN`): its next-item validation stays near the first phase's level while
-    the text tasks keep improving, so the latest weights near the best are kept, not the best; its
-    learning rate warms up over `second_warmup_epochs` of its epochs (as a ratio of its steps). It
+    the text tasks keep improving, so the latest weights near the best are kept, not the best. It
     resumes `config.resume_from` only with `resume` (the checkpoint is the every-task phase's)."""
     within = SECOND_KEEP_WITHIN if config.keep_within is None else config.keep_within
     minutes = None if config.max_minutes is None else max(config.max_minutes - first_seconds / 60, 1e-3)
-    warmup = max(config.warmup_ratio, config.second_warmup_epochs / config.epochs)
     return dataclasses.replace(
         config,
         max_minutes=minutes,
         keep_within=within,
-        warmup_ratio=warmup,
         resume_from=config.resume_from if resume else None,
     )
 
