@@ -46,7 +46,8 @@ class TrainConfig:
             None: 20, when the run validates: next-item metrics can stay flat for 15-25 epochs before
             they rise, and a shorter patience stops the run on that plateau).
         early_stopping_also: further "task/metric" names whose improvement also resets the patience
-            (e.g. "sequential/nll"; default none). The best weights are those of `early_stopping_metric`.
+            (e.g. "sequential/nll"; default none; the first phase of `sequential_first` adds
+            "sequential/nll"). The best weights are those of `early_stopping_metric`.
         report_to: None, "tensorboard" or "wandb" (optional packages, through accelerate).
         plot: write `curves.png` into `output_dir` at the end (needs matplotlib: `p5rec[plot]`).
         loss_on_prompt: decoder-only backbones: the loss also covers every prompt token (words too).
