@@ -54,6 +54,34 @@ def test_metric_keys_follow_the_p5_protocol(small_result):
         assert 0.0 < m["greedy_rmse"] <= 4.0  # the most likely rating string: always a valid answer
 
 
+def test_samples_show_each_templates_first_prompts_with_the_answers_the_metrics_scored(tiny_fit, small_result):
+    from p5rec.evaluation.report import build_report, markdown_table
+
+    predictor, builder = tiny_fit.recommender.predictor, tiny_fit.prepared.builder
+    cfg = EvalConfig(tasks=["sequential", "rating", "explanation"], samples=2, **SMALL)
+    result = evaluate(predictor, builder, cfg, progress=False)
+    assert all("samples" not in r for r in small_result.rows)  # off by default
+    for row in result.rows:
+        same = next(r for r in small_result.rows if r["template"] == row["template"])
+        assert row["metrics"] == pytest.approx({**same["metrics"], "examples_per_s": row["metrics"]["examples_per_s"]})
+        tpl = builder.templates[row["template"]]
+        rng = np.random.default_rng(cfg.seed)
+        examples = builder.eval_examples(row["task"], "test", rng, [tpl.id], max_contexts=cfg.max_users)[:2]
+        assert [s["input"] for s in row["samples"]] == [e.input for e in examples]
+        assert [s["target"] for s in row["samples"]] == [e.target for e in examples]
+        answers = [s["answer"] for s in row["samples"]]
+        if row["task"] == "explanation":
+            assert answers == predictor.write([e.input for e in examples])
+        elif row["task"] == "rating":
+            assert all(1.0 <= float(a) <= 5.0 for a in answers)
+        else:  # the top five IDs, best first
+            assert all(len(a.split(" , ")) == 5 and a.split(" , ")[0].startswith("<item_") for a in answers)
+    table = markdown_table(build_report(result))
+    assert "Sample answers" in table and row["samples"][0]["answer"] in table
+    with pytest.raises(ValueError, match="`samples`"):
+        EvalConfig(samples=-1)
+
+
 def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
     cfg = EvalConfig(tasks=["direct_choice"], max_users=4, max_templates=1)
     examples = ranking_examples(tiny_fit.prepared.builder, cfg, "direct_choice")
@@ -199,7 +227,8 @@ def test_yes_no_is_read_off_the_predictors_yes_probability(tiny_fit):
     stub.p_yes[wrong] = 0.1  # one positive scored below every negative: wrong, and it costs AUC
     from p5rec.evaluation.evaluate import _score
 
-    m = _score("direct_yesno", examples[:12], stub, predictor.items, cfg)
+    m, answers = _score("direct_yesno", examples[:12], stub, predictor.items, cfg)
+    assert answers[wrong] == "no (0.100)" and answers[labels.index(False)] == "no (0.200)"
     n_pos = labels.count(True)
     assert stub.answers == ("yes", "no")  # the template's own renderings
     assert stub.asked == predictor.items.positions([e.item for e in examples[:12]], "items")  # the asked items

@@ -79,7 +79,7 @@ def test_cli_evaluate_writes_reports_and_recbole_export(tiny_model_dir, tmp_path
     code = main(
         [
             "evaluate", "--model", str(tiny_model_dir), "--out", str(out), "--max-users", "5",
-            "--max-templates", "1", "--baselines", "mostpop,mf,lead", "--no-progress",
+            "--max-templates", "1", "--baselines", "mostpop,mf,lead", "--no-progress", "--samples", "2",
             "--export-recbole", str(tmp_path / "recbole" / "tiny"),
         ]
     )  # fmt: skip
@@ -93,6 +93,8 @@ def test_cli_evaluate_writes_reports_and_recbole_export(tiny_model_dir, tmp_path
     md = (out / "report.md").read_text()
     assert md.startswith("| task | metric | p5rec seen | p5rec unseen | MostPop | BiasedMF | Lead |")
     assert "| review_summary | bleu_2 |" in md
+    assert all(len(r["samples"]) == 2 for r in report["rows"])  # --samples 2: in the JSON and the Markdown
+    assert "Sample answers" in md and "| prompt | reference | answer |" in md
     assert (out / "metrics.png").read_bytes()[:8] == PNG_MAGIC
     inter = (tmp_path / "recbole" / "tiny" / "tiny.inter").read_text().splitlines()
     assert inter[0] == "user_id:token\titem_id:token\trating:float\ttimestamp:float" and len(inter) > 40
@@ -106,6 +108,8 @@ def test_cli_evaluate_errors_are_one_line(tiny_model_dir, tmp_path, capsys):
     assert "unknown name(s) ['ncf']" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_model_dir), "--max-users", "0"]) == 1
     assert "`--max-users` (0) must be >= 1" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_model_dir), "--samples", "-1"]) == 1
+    assert "`--samples` (-1) must be >= 0" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_model_dir), "--data", str(tmp_path / "missing")]) == 1
     assert "is not a folder written by `p5rec data prepare`" in capsys.readouterr().err
 

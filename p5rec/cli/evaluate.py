@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-templates", type=int, help="score at most N templates per task and seen/unseen split")
     p.add_argument("--no-greedy-rating", action="store_true", help="skip the most-likely-rating metrics (greedy_*)")
     p.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="print N prompts, references and answers per template in report.md (default 0: none)",
+    )
+    p.add_argument(
         "--baselines",
         default="",
         help="comma-separated: mostpop,itemknn,bpr,sasrec,mf,lead,retrieval, or 'all' (default: none)",
@@ -68,6 +74,8 @@ def eval_config(args: argparse.Namespace):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
             raise ValueError(f"`--{flag.replace('_', '-')}` ({value}) must be >= 1")
+    if getattr(args, "samples", 0) < 0:
+        raise ValueError(f"`--samples` ({args.samples}) must be >= 0")
     tasks = _names(args.tasks) or list(DEFAULT_TASKS)
     return EvalConfig(
         tasks=tasks,
@@ -79,6 +87,7 @@ def eval_config(args: argparse.Namespace):
         max_templates=args.max_templates,
         templates=_names(args.templates),
         greedy_rating=not args.no_greedy_rating,
+        samples=getattr(args, "samples", 0),
     )
 
 

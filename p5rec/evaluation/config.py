@@ -39,6 +39,9 @@ class EvalConfig:
             same distribution: what a decoder constrained to the answers writes) as ``greedy_rmse``
             and ``greedy_mae``; ``rmse``/``mae`` score the expected rating. Both come from the
             answer read-out, so no answer is ever invalid; yes/no ``accuracy`` is P("yes") > P("no").
+        samples: keep the prompt, the reference and the model's answer of this many examples per
+            template in each result row (``row["samples"]``; the report prints them), so that what
+            a metric summarises can be read: a constant answer, a wrong ID. 0: none.
     """
 
     tasks: Sequence[str] = DEFAULT_TASKS
@@ -52,6 +55,7 @@ class EvalConfig:
     templates: Sequence[str] | None = None
     template_splits: Sequence[str] = ("seen", "unseen")
     greedy_rating: bool = True
+    samples: int = 0
 
     def __post_init__(self) -> None:
         unknown = [t for t in self.tasks if t not in TASKS]
@@ -67,6 +71,8 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"`{name}` ({value!r}) must be a positive integer or None (no cap)")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 0:
+            raise ValueError(f"`samples` ({self.samples!r}) must be a non-negative integer (0: none)")
         if self.text_beams < 1:
             raise ValueError(f"`text_beams` ({self.text_beams}) must be >= 1 (1 = greedy)")
         bad = [s for s in self.template_splits if s not in ("seen", "unseen")]

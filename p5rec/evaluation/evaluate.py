@@ -70,19 +70,23 @@ def evaluate(
             if not examples:
                 continue
             start = time.perf_counter()
-            metrics = _score(task, examples, predictor, items, cfg)
+            metrics, answers = _score(task, examples, predictor, items, cfg)
             seconds = time.perf_counter() - start
             metrics["examples_per_s"] = len(examples) / max(seconds, 1e-9)
-            result.rows.append(
-                {
-                    "task": task,
-                    "family": TASKS[task].family,
-                    "template": tpl.id,
-                    "template_split": tpl.split,
-                    "n": len(examples),
-                    "metrics": metrics,
-                }
-            )
+            row = {
+                "task": task,
+                "family": TASKS[task].family,
+                "template": tpl.id,
+                "template_split": tpl.split,
+                "n": len(examples),
+                "metrics": metrics,
+            }
+            if cfg.samples:
+                row["samples"] = [
+                    {"input": e.input, "target": e.target, "answer": a}
+                    for e, a in zip(examples[: cfg.samples], answers, strict=False)
+                ]
+            result.rows.append(row)
             if progress:
                 shown = {k: round(v, 4) for k, v in list(metrics.items())[:4]}
                 print(f"  evaluated {task}/{tpl.id} ({tpl.split}, n={len(examples)}): {shown}", flush=True)
@@ -110,7 +114,9 @@ def _score(
     predictor: Predictor,
     items: ItemIndex,
     cfg: EvalConfig,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[str]]:
+    """The task's metrics over `examples`, and each example's answer as text (the top five IDs, the
+    expected rating, the yes/no score, the written text) for `EvalConfig.samples`."""
     prompts = [e.input for e in examples]
     kind = TASKS[task].kind
     if kind == "item":
@@ -130,17 +136,18 @@ def _score(
         metrics = ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
         if task == "sequential":  # the true item's likelihood: smooth where ranks on a few users are not
             metrics["nll"] = -float(np.mean(predictor.target_logprob(prompts, targets)))
-        return metrics
+        return metrics, [" , ".join(items.id_at(i) for i in r[:5]) for r in ranked_ids]
     if kind == "rating":
         truths = [e.meta["rating"] for e in examples]
         values = [float(v) for v in RATING_VALUES]
         dist = predictor.rating_distribution(prompts)
-        metrics = rating_metrics([sum(p * v for p, v in zip(row, values)) for row in dist], truths)
+        expected = [sum(p * v for p, v in zip(row, values)) for row in dist]
+        metrics = rating_metrics(expected, truths)
         if cfg.greedy_rating:  # the most likely rating string: what constrained greedy decoding answers
             modes = [values[max(range(len(row)), key=row.__getitem__)] for row in dist]
             greedy = rating_metrics(modes, truths)
             metrics.update({f"greedy_{k}": greedy[k] for k in ("rmse", "mae")})
-        return metrics
+        return metrics, [f"{v:.2f}" for v in expected]
     if kind == "yes_no":
         truth = [bool(e.meta["label"]) for e in examples]
         # The template's own renderings of the two answers ("yes"/"no" unless a custom template differs).
@@ -151,11 +158,11 @@ def _score(
             "accuracy": sum((p > 0.5) == t for p, t in zip(p_yes, truth)) / len(examples),
             "auc": binary_auc(p_yes, truth),
         }
-        return metrics
+        return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes]
     hyps = predictor.write(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
-    return text_metrics(refs, hyps, max_n)
+    return text_metrics(refs, hyps, max_n), hyps
 
 
 def parse_ratings(texts: Sequence[str], values: Sequence[str] = RATING_VALUES) -> list[float | None]:

@@ -35,6 +35,7 @@ SHOWN: dict[str, tuple[str, ...]] = {
     "explanation": ("bleu_4", "rouge_1", "rouge_2", "rouge_l", "usr"),
     "review_summary": ("bleu_2", "rouge_1", "rouge_2", "rouge_l", "usr"),
 }
+SAMPLE_WIDTH = 160  # characters of a prompt shown in the report's sample answers
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "invalid", "greedy_rmse", "greedy_mae", "greedy_invalid"})
 BASELINE_LABELS = {
     "mostpop": "MostPop",
@@ -82,7 +83,29 @@ def markdown_table(report: dict[str, Any]) -> str:
     for row in report.get("rows", []):
         shown = ", ".join(f"{m} {_fmt(row['metrics'][m])}" for m in SHOWN.get(row["task"], ()) if m in row["metrics"])
         per_template.append(f"| {row['task']} | {row['template']} | {row['template_split']} | {row['n']} | {shown} |")
-    return "\n".join(lines + per_template) + "\n"
+    return "\n".join(lines + per_template + _samples(report.get("rows", []))) + "\n"
+
+
+def _samples(rows: list[dict[str, Any]], width: int = SAMPLE_WIDTH) -> list[str]:
+    """Each template's sample prompts, references and answers (`EvalConfig.samples`), prompts cut
+    to their last `width` characters (where the history ends and the question is)."""
+    out: list[str] = []
+    for row in rows:
+        if not row.get("samples"):
+            continue
+        if not out:
+            out = ["", "Sample answers (the first examples of each template):"]
+        out += ["", f"{row['task']} / {row['template']} ({row['template_split']}):", ""]
+        out += ["| prompt | reference | answer |", "|---|---|---|"]
+        for sample in row["samples"]:
+            prompt = sample["input"] if len(sample["input"]) <= width else "..." + sample["input"][-width:]
+            cells = [prompt, sample["target"], sample["answer"]]
+            out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return out
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _bold_best(values: list[float | None], metric: str) -> list[str]:
