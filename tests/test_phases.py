@@ -35,12 +35,9 @@ def test_the_phases_split_the_budget_and_log_apart():
     config = TrainConfig(output_dir="runs/x", max_minutes=20, resume_from="latest")
     first = first_phase(config)
     assert first.output_dir.endswith("sequential_first") and first.max_minutes == 10 and first.resume_from is None
-    # the true item's likelihood keeps the first phase going on the popularity plateau; a config's own kept
-    assert first.early_stopping_also == ("sequential/nll",) and second_phase(config, 60).early_stopping_also == ()
-    assert first_phase(TrainConfig(early_stopping_also=["direct_choice/hr@10"])).early_stopping_also == (
-        "direct_choice/hr@10",
-        "sequential/nll",
-    )
+    # the popularity plateau cannot end the first phase: at least 50 validations, the config's if higher
+    assert first.min_validations == 50 and second_phase(config, 60).min_validations == 0
+    assert first_phase(TrainConfig(min_validations=80)).min_validations == 80
     assert second_phase(config, first_seconds=240).max_minutes == pytest.approx(16)
     assert second_phase(TrainConfig(), first_seconds=240).max_minutes is None
     assert first_phase(TrainConfig()).output_dir is None

@@ -159,6 +159,18 @@ def test_progress_on_an_also_metric_resets_the_patience_but_the_best_weights_fol
     assert all(torch.equal(v, snapshots[0.7][k]) for k, v in model.state_dict().items())
 
 
+def test_early_stopping_waits_for_min_validations(prepared):
+    validate, snapshots = _scripted_validation([0.5, 0.7, 0.6, 0.4, 0.3, 0.2, 0.1])
+    cfg = TrainConfig(epochs=4, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=2, min_validations=6)
+    model, result = _train(prepared, cfg, validate=validate)
+    # patience ran out at the 4th validation (step 8); the run goes on to the 6th (step 12)
+    assert result.stopped_early and result.steps == 12
+    assert result.best_metric == 0.7 and result.best_step == 4
+    assert all(torch.equal(v, snapshots[0.7][k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="min_validations"):
+        TrainConfig(min_validations=-1)
+
+
 def test_keep_within_keeps_the_latest_weights_near_the_best(prepared):
     validate, snapshots = _scripted_validation([0.5, 0.7, 0.66, 0.6, 0.65, 0.3])
     cfg = TrainConfig(epochs=3, batch_size=32, log_every=1, eval_every=2, early_stopping_patience=3, keep_within=0.08)

@@ -46,8 +46,9 @@ class TrainConfig:
             None: 20, when the run validates: next-item metrics can stay flat for 15-25 epochs before
             they rise, and a shorter patience stops the run on that plateau).
         early_stopping_also: further "task/metric" names whose improvement also resets the patience
-            (e.g. "sequential/nll"; default none; the first phase of `sequential_first` adds
-            "sequential/nll"). The best weights are those of `early_stopping_metric`.
+            (e.g. "sequential/nll"; default none). The best weights are those of `early_stopping_metric`.
+        min_validations: early stopping does not end a run before this many validations (0: from
+            the first); the first phase of `sequential_first` uses at least 50.
         report_to: None, "tensorboard" or "wandb" (optional packages, through accelerate).
         plot: write `curves.png` into `output_dir` at the end (needs matplotlib: `p5rec[plot]`).
         loss_on_prompt: decoder-only backbones: the loss also covers every prompt token (words too).
@@ -106,6 +107,7 @@ class TrainConfig:
     early_stopping_metric: str = "sequential/ndcg@10"
     early_stopping_patience: int | None = None
     early_stopping_also: Sequence[str] = ()
+    min_validations: int = 0
     report_to: str | None = None
     plot: bool = True
     loss_on_prompt: bool = False
@@ -130,6 +132,12 @@ class TrainConfig:
             raise ValueError(f"`first_distil` must be >= 0 (0: no distillation), got {self.first_distil!r}")
         if self.keep_within is not None and not 0 <= self.keep_within < 1:
             raise ValueError(f"`keep_within` must be in [0, 1) (a fraction of the best), got {self.keep_within!r}")
+        if (
+            isinstance(self.min_validations, bool)
+            or not isinstance(self.min_validations, int)
+            or self.min_validations < 0
+        ):
+            raise ValueError(f"`min_validations` ({self.min_validations!r}) must be a non-negative integer")
         if self.epochs < 1:
             raise ValueError(f"`epochs` must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.grad_accum < 1:

@@ -39,10 +39,11 @@ FIRST_TASK = "sequential"
 FIRST_DIR = "sequential_first"  # the first phase's log and checkpoints, inside `output_dir`
 FIRST_SHARE = 0.5  # of `max_minutes`, at most, so the every-task phase always has time left
 SECOND_KEEP_WITHIN = 0.08  # `keep_within` of the every-task phase, unless the config sets one
-# Progress on these also resets the first phase's patience. Next-item NDCG@10 first rises to the
-# popularity ranking's level and can stay there 15-30 epochs before it rises again, while the true
-# item's likelihood already improves: stopped on NDCG alone, a run can keep a popularity model.
-FIRST_ALSO = ("sequential/nll",)
+# The first phase's early stopping cannot end it before this many validations. Next-item NDCG@10
+# first rises to the popularity ranking's level and can stay there 15-35 validations (epochs)
+# before the model learns more than popularity; a patience of 20 alone can end a run there, with a
+# popularity model (docs/benchmarks.md, "Early stopping on the popularity plateau").
+FIRST_MIN_VALIDATIONS = 50
 # The tasks that answer with an item: every label of their prompts is an item (the history's and the
 # answer's), so the first phase's next-item distribution is the right target at each of them. The
 # yes/no task's answer is a word, which the first phase never learned.
@@ -92,15 +93,15 @@ def resumed_phase(config: TrainConfig) -> str | None:
 
 
 def first_phase(config: TrainConfig, resume: bool = False) -> TrainConfig:
-    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget, patience
-    also reset by progress on `FIRST_ALSO`; it resumes `config.resume_from` only with `resume` (the
+    """The first phase's settings: its own log folder, at most `FIRST_SHARE` of the budget, at least
+    `FIRST_MIN_VALIDATIONS` validations; it resumes `config.resume_from` only with `resume` (the
     checkpoint is the first phase's)."""
     return dataclasses.replace(
         config,
         output_dir=None if config.output_dir is None else str(Path(config.output_dir) / FIRST_DIR),
         max_minutes=None if config.max_minutes is None else config.max_minutes * FIRST_SHARE,
         resume_from=config.resume_from if resume else None,
-        early_stopping_also=tuple(dict.fromkeys([*config.early_stopping_also, *FIRST_ALSO])),
+        min_validations=max(config.min_validations, FIRST_MIN_VALIDATIONS),
     )
 
 

@@ -279,6 +279,7 @@ def _new_state(accelerator, config: TrainConfig) -> dict[str, Any]:
         "best": None,
         "best_step": None,
         "bad_evals": 0,
+        "validations": 0,
         "best_also": {},  # best value so far of each `early_stopping_also` metric
         "stopped": False,
         "setup": {
@@ -461,7 +462,10 @@ class _EarlyStopping:
                 if seen is None or (value > seen if config.higher_is_better(other) else value < seen):
                     state["best_also"][other] = value
                     state["bad_evals"] = 0
-        return bool(config.patience and state["bad_evals"] >= config.patience)
+        state["validations"] = state.get("validations", 0) + 1  # get: checkpoints from before the count
+        return bool(
+            config.patience and state["bad_evals"] >= config.patience and state["validations"] >= config.min_validations
+        )
 
     def _keep(self, weights: dict[str, torch.Tensor]) -> None:
         if not self.config.output_dir:
