@@ -215,7 +215,7 @@ class _YesNoStub:
 
 def test_yes_no_is_read_off_the_predictors_yes_probability(tiny_fit):
     predictor = tiny_fit.recommender.predictor
-    cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1)
+    cfg = EvalConfig(tasks=["direct_yesno"], max_users=6, max_templates=1, samples=12)
     stub = _YesNoStub(predictor.items)
     builder = tiny_fit.prepared.builder
     template = builder.usable_templates("direct_yesno", "seen")[0]
@@ -229,6 +229,8 @@ def test_yes_no_is_read_off_the_predictors_yes_probability(tiny_fit):
 
     m, answers = _score("direct_yesno", examples[:12], stub, predictor.items, cfg)
     assert answers[wrong] == "no (0.100)" and answers[labels.index(False)] == "no (0.200)"
+    assert _score("direct_yesno", examples[:12], stub, predictor.items, EvalConfig(samples=3))[1] == answers[:3]
+    assert _score("direct_yesno", examples[:12], stub, predictor.items, EvalConfig())[1] == []  # none by default
     n_pos = labels.count(True)
     assert stub.answers == ("yes", "no")  # the template's own renderings
     assert stub.asked == predictor.items.positions([e.item for e in examples[:12]], "items")  # the asked items

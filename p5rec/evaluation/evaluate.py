@@ -83,8 +83,7 @@ def evaluate(
             }
             if cfg.samples:
                 row["samples"] = [
-                    {"input": e.input, "target": e.target, "answer": a}
-                    for e, a in zip(examples[: cfg.samples], answers, strict=False)
+                    {"input": e.input, "target": e.target, "answer": a} for e, a in zip(examples, answers)
                 ]
             result.rows.append(row)
             if progress:
@@ -115,8 +114,10 @@ def _score(
     items: ItemIndex,
     cfg: EvalConfig,
 ) -> tuple[dict[str, float], list[str]]:
-    """The task's metrics over `examples`, and each example's answer as text (the top five IDs, the
-    expected rating, the yes/no score, the written text) for `EvalConfig.samples`."""
+    """The task's metrics over `examples`, and the answers of the first `cfg.samples` of them as text
+    (the top five IDs, the expected rating, the yes/no score, the written text); none by default,
+    so validation builds no strings."""
+    keep = cfg.samples
     prompts = [e.input for e in examples]
     kind = TASKS[task].kind
     if kind == "item":
@@ -136,7 +137,7 @@ def _score(
         metrics = ranking_metrics(ranked_ids, targets, ks=tuple(cfg.ks))
         if task == "sequential":  # the true item's likelihood: smooth where ranks on a few users are not
             metrics["nll"] = -float(np.mean(predictor.target_logprob(prompts, targets)))
-        return metrics, [" , ".join(items.id_at(i) for i in r[:5]) for r in ranked_ids]
+        return metrics, [" , ".join(items.id_at(i) for i in r[:5]) for r in ranked_ids[:keep]]
     if kind == "rating":
         truths = [e.meta["rating"] for e in examples]
         values = [float(v) for v in RATING_VALUES]
@@ -147,7 +148,7 @@ def _score(
             modes = [values[max(range(len(row)), key=row.__getitem__)] for row in dist]
             greedy = rating_metrics(modes, truths)
             metrics.update({f"greedy_{k}": greedy[k] for k in ("rmse", "mae")})
-        return metrics, [f"{v:.2f}" for v in expected]
+        return metrics, [f"{v:.2f}" for v in expected[:keep]]
     if kind == "yes_no":
         truth = [bool(e.meta["label"]) for e in examples]
         # The template's own renderings of the two answers ("yes"/"no" unless a custom template differs).
@@ -158,11 +159,11 @@ def _score(
             "accuracy": sum((p > 0.5) == t for p, t in zip(p_yes, truth)) / len(examples),
             "auc": binary_auc(p_yes, truth),
         }
-        return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes]
+        return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes[:keep]]
     hyps = predictor.write(prompts, num_beams=cfg.text_beams)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
-    return text_metrics(refs, hyps, max_n), hyps
+    return text_metrics(refs, hyps, max_n), hyps[:keep]
 
 
 def parse_ratings(texts: Sequence[str], values: Sequence[str] = RATING_VALUES) -> list[float | None]:

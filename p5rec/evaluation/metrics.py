@@ -446,8 +446,5 @@ def text_metrics(
 ) -> dict[str, float]:
     """What a text task reports: corpus BLEU-`max_n` (P5: 4 for explanations, 2 for review
     summaries), ROUGE-1/2/L and the unique sentence ratio ``usr``, the same for a model and a baseline."""
-    return {
-        f"bleu_{max_n}": bleu(references, hypotheses, max_n=max_n),
-        **rouge(references, hypotheses),
-        "usr": unique_sentence_ratio(hypotheses),
-    }
+    refs, hyps = _text_pairs(references, hypotheses)  # tokenized once for the three
+    return {f"bleu_{max_n}": bleu(refs, hyps, max_n=max_n), **rouge(refs, hyps), "usr": unique_sentence_ratio(hyps)}
