@@ -352,6 +352,10 @@ def test_next_items_are_read_at_the_newest_history_item_over_the_whole_catalog(t
         assert [i for i, _ in got] == top.indices.tolist()
         assert [v for _, v in got] == pytest.approx(top.values.tolist(), abs=1e-5)
         assert not set(history) & {i for i, _ in got}
+    # k above what the exclusions leave: every other item once, never an excluded one
+    everything = reader.rank(prompts, k=len(rec.items), exclude=seen)
+    for history, got in zip(seen, everything):
+        assert sorted(i for i, _ in got) == sorted(set(range(len(rec.items))) - set(history))
     bare = [template.render({"user_id": "user_new", "history": [], "history_titles": [], "item_id": ""})[0]]
     answer = Predictor(rec.model, rec.tokenizer, rec.items, readout="answer", prompt_eos=True)
     assert reader.rank(bare, k=3) == answer.rank(bare, k=3)

@@ -155,32 +155,53 @@ class Predictor:
         The history loss trains that position to predict the next item; the answer's own position
         may lie after words or the prompt's eos, from which it would have to read the history back.
         """
-        rows = batch["input_ids"].shape[0]
-        skip = candidates if candidates is not None else [()] * rows
-        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], skip)
+        if candidates is None:
+            return self._read_catalog(batch, k, exclude)
+        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], candidates)
         scores, found = scores.cpu(), found.tolist()  # one copy per batch, not a device sync per row
         out: list[list[tuple[int, float]] | None] = []
-        for row in range(rows):
+        for row, cands in enumerate(candidates):
             if not found[row]:
                 out.append(None)
                 continue
             banned = set(exclude[row]) if exclude is not None else set()
-            allowed: Sequence[int]
-            if candidates is None:  # the whole catalog: mask the excluded items, no per-item lists
-                logits = scores[row].clone()
-                if banned:
-                    logits[list(banned)] = float("-inf")
-                allowed, n = range(len(logits)), len(logits) - len(banned)
-            else:
-                allowed = [c for c in dict.fromkeys(candidates[row]) if c not in banned]
-                logits, n = scores[row, allowed], len(allowed)
-            if n <= 0:
+            allowed = [c for c in dict.fromkeys(cands) if c not in banned]
+            if not allowed:
                 out.append([])
                 continue
-            logp = torch.log_softmax(logits, dim=-1)
-            top = torch.topk(logp, min(k, n))
+            logp = torch.log_softmax(scores[row, allowed], dim=-1)
+            top = torch.topk(logp, min(k, len(allowed)))
             out.append([(allowed[j], float(v)) for v, j in zip(top.values.tolist(), top.indices.tolist())])
         return out
+
+    def _read_catalog(
+        self, batch: dict[str, torch.Tensor], k: int, exclude: list | None
+    ) -> list[list[tuple[int, float]] | None]:
+        """:meth:`_read_next` over the whole catalog: one masked log-softmax and one top-k per batch."""
+        logp, found = self._catalog_logprobs(batch, exclude)
+        top = torch.topk(logp, min(k, logp.shape[1]), dim=-1)
+        values, indices = top.values.tolist(), top.indices.tolist()
+        out: list[list[tuple[int, float]] | None] = []
+        for row in range(logp.shape[0]):
+            left = logp.shape[1] - (len(set(exclude[row])) if exclude is not None else 0)
+            m = min(k, max(left, 0))  # never an excluded item, even where few are left
+            out.append(list(zip(indices[row][:m], values[row][:m])) if found[row] else None)
+        return out
+
+    def _catalog_logprobs(
+        self, batch: dict[str, torch.Tensor], exclude: list | None = None
+    ) -> tuple[torch.Tensor, list[bool]]:
+        """`(B, catalog)` log-probabilities of the next item at each row's newest history item (on the
+        CPU), renormalised without the row's `exclude`d positions; and whether each row has a history."""
+        rows = batch["input_ids"].shape[0]
+        scores, found = next_item_scores(self.model, batch, self.trie.item_tokens[:, 0], [()] * rows)
+        logits = scores.float().cpu()
+        if exclude is not None:
+            hits = [(r, c) for r, cut in enumerate(exclude) for c in set(cut)]
+            if hits:
+                r_idx, c_idx = zip(*hits)
+                logits[list(r_idx), list(c_idx)] = float("-inf")
+        return logits.log_softmax(-1), found.tolist()
 
     @torch.inference_mode()
     def target_logprob(self, prompts: Sequence[str], targets: Sequence[int]) -> list[float]:
@@ -195,10 +216,11 @@ class Predictor:
                 rows = targets[start : start + batch["input_ids"].shape[0]]
                 seqs = [ids[i, : lengths[i]].tolist() for i in rows]
                 if self.readout == "next_item" and self.prompt_eos:
-                    scores, found = next_item_scores(self.model, batch, ids[:, 0], [()] * len(rows))
-                    read = scores.float().log_softmax(-1).cpu()[torch.arange(len(rows)), torch.as_tensor(rows)]
-                    if not found.all():  # rows without a history: their answer, teacher-forced
-                        read = torch.where(found.cpu(), read, score_targets(self.model, batch, seqs).cpu().float())
+                    logp, found = self._catalog_logprobs(batch)
+                    read = logp[torch.arange(len(rows)), torch.as_tensor(rows)]
+                    if not all(found):  # rows without a history: their answer, teacher-forced
+                        forced = score_targets(self.model, batch, seqs).cpu().float()
+                        read = torch.where(torch.tensor(found), read, forced)
                     out += read.tolist()
                 else:
                     out += score_targets(self.model, batch, seqs).tolist()
