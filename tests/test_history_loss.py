@@ -105,6 +105,25 @@ def test_generation_reads_a_prompt_as_training_saw_it(tokenizer, prompt_eos):
     assert all(row[-1] == tokenizer.eos_token_id for row in read) == prompt_eos
 
 
+def test_an_encoder_trains_on_the_input_generation_gives_it(tokenizer):
+    """One eos at the end of an encoder's prompt, in training (`encode` + `Seq2SeqCollator`) as in decoding."""
+    from p5rec.modeling.inputs import encode_prompts
+    from p5rec.training.collate import Seq2SeqCollator
+
+    prompts = ["which item follows <item_1>", "after <item_2> , <item_5> , <item_6>"]
+    enc = encode(tokenizer, prompts, ["<item_3>", "<item_7>"], 64, 8, prompt_eos=True)
+    trained = Seq2SeqCollator(enc, tokenizer.pad_token_id)([0, 1])
+    read = encode_prompts(tokenizer, prompts, 64, encoder_decoder=True)
+    rows = [
+        [t for t, m in zip(r, k) if m]
+        for r, k in zip(trained["input_ids"].tolist(), trained["attention_mask"].tolist())
+    ]
+    assert rows == [
+        [t for t, m in zip(r, k) if m] for r, k in zip(read["input_ids"].tolist(), read["attention_mask"].tolist())
+    ]
+    assert all(r.count(tokenizer.eos_token_id) == 1 and r[-1] == tokenizer.eos_token_id for r in rows)
+
+
 def test_collated_rows_of_different_lengths_keep_their_own_labels(tokenizer):
     prompts = ["<item_1> , <item_2>", "which item follows <item_4> , <item_5> , <item_6>"]
     histories = [["<item_1>", "<item_2>"], ["<item_4>", "<item_5>", "<item_6>"]]

@@ -47,11 +47,11 @@ def encode(
 ) -> Encoded:
     """Tokenize prompts and targets separately; targets always end with eos.
 
-    Prompts are encoded without special tokens (the encoder's collator adds its final eos); for
-    decoder-only models the collator joins prompt and target itself, and with `prompt_eos` each
-    prompt here already ends with eos, so a history label can sit on it. Targets are tokenized
-    alone, exactly as the decoding trie tokenizes item IDs, so training and constrained decoding
-    see the same tokens.
+    Prompts are encoded without special tokens; with `prompt_eos` (an encoder's input always, a
+    decoder's with `model.prompt_eos`: the rule of `encode_prompts`) each is followed by eos, so a
+    history label can sit on it. For decoder-only models the collator joins prompt and target
+    itself. Targets are tokenized alone, exactly as the decoding trie tokenizes item IDs, so
+    training and constrained decoding see the same tokens.
     """
     eos = tokenizer.eos_token_id
     src, tgt = tokenize(tokenizer, inputs), tokenize(tokenizer, targets)
@@ -120,14 +120,14 @@ def _find_run(sequence: list[int], run: list[int]) -> int | None:
 
 
 class Seq2SeqCollator:
-    """Pads prompts and targets of a batch; padded target positions get label -100 (ignored)."""
+    """Pads prompts (encoded with `prompt_eos`, as an encoder reads them) and targets of a batch;
+    padded target positions get label -100 (ignored)."""
 
-    def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int) -> None:
-        self.encoded, self.pad, self.eos = encoded, pad_token_id, eos_token_id
+    def __init__(self, encoded: Encoded, pad_token_id: int) -> None:
+        self.encoded, self.pad = encoded, pad_token_id
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
-        src = [self.encoded.input_ids[i] + [self.eos] for i in indices]
-        batch = pad_rows(src, self.pad)
+        batch = pad_rows([self.encoded.input_ids[i] for i in indices], self.pad)  # eos-ended by `encode`
         labels = pad_rows([self.encoded.labels[i] for i in indices], self.pad)
         batch["labels"] = labels["input_ids"].masked_fill(labels["attention_mask"] == 0, -100)
         return _with_groups(batch, self.encoded, indices)

@@ -207,7 +207,7 @@ class EpochLoader:
             [e.target for e in examples],
             self.model_config.max_input_length,
             self.model_config.max_target_length,
-            prompt_eos=self.model_config.prompt_eos and not self.encoder_decoder,
+            prompt_eos=self.encoder_decoder or self.model_config.prompt_eos,
         )
         if self.group_index is not None:
             enc.groups = [self.group_index[group_of(e.task, config.weighting_groups)] for e in examples]
@@ -226,7 +226,7 @@ class EpochLoader:
 
         config, tokenizer, accelerator, enc = self.config, self.tokenizer, self.accelerator, prepared.enc
         if self.encoder_decoder:
-            collate = Seq2SeqCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id)
+            collate = Seq2SeqCollator(enc, tokenizer.pad_token_id)
         else:
             collate = CausalCollator(enc, tokenizer.pad_token_id, tokenizer.eos_token_id, config.loss_on_prompt)
         # Its own generator: starting an iteration draws a seed, and from the global RNG that draw
