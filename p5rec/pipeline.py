@@ -268,10 +268,15 @@ def make_validator(
 
     cfg = dataclasses.replace(config.validation, split="valid")
 
+    predictors: list = []  # one per domain, built once per model: the catalog trie costs ~0.3 s (Beauty)
+
     def validate(model) -> dict[str, float]:
+        if not predictors or predictors[0].model is not model:
+            predictors[:] = [predictor_for(model, tokenizer, p.items, config) for p in domains]
+        model.eval()  # the trainer puts it back in train mode after each validation
         per_domain = []
-        for p in domains:
-            res = evaluate(predictor_for(model, tokenizer, p.items, config), p.builder, cfg, progress=False)
+        for predictor, p in zip(predictors, domains):
+            res = evaluate(predictor, p.builder, cfg, progress=False)
             per_domain.append({f"{t}/{m}": v for t in cfg.tasks for m, v in res.by_task(t, "seen").items()})
         keys = [k for k in per_domain[0] if all(k in d for d in per_domain) and not k.endswith("examples_per_s")]
         return {k: float(np.mean([d[k] for d in per_domain])) for k in keys}

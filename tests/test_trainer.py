@@ -459,3 +459,25 @@ def test_an_epoch_rendered_by_several_processes_equals_one_rendered_here(prepare
     assert forked.num_examples == alone.num_examples > 3
     assert forked.enc.input_ids == alone.enc.input_ids and forked.enc.labels == alone.enc.labels
     assert forked.enc.prompt_labels == alone.enc.prompt_labels and forked.batches == alone.batches
+
+
+def test_validation_builds_its_predictor_once_and_reads_the_model_in_eval_mode(prepared, monkeypatch):
+    import dataclasses
+
+    import p5rec.pipeline as pipeline
+    from p5rec.evaluation.config import EvalConfig
+
+    config, prep = prepared
+    config = dataclasses.replace(
+        config, validation=EvalConfig(tasks=["sequential", "explanation"], max_users=8, max_templates=1)
+    )
+    model, tokenizer = pipeline.build_model(config, prep)
+    built, real = [], pipeline.predictor_for
+    monkeypatch.setattr(pipeline, "predictor_for", lambda *a, **k: built.append(1) or real(*a, **k))
+    validate = pipeline.make_validator(config, [prep], tokenizer)
+    first = validate(model)
+    model.train()  # as the trainer leaves it between validations: dropout on
+    assert validate(model) == first and len(built) == 1
+    other, _ = pipeline.build_model(config, prep)  # another model: its own predictor
+    validate(other)
+    assert len(built) == 2
