@@ -15,8 +15,10 @@ class _Tok:
 
 
 def test_seq2seq_batch_pads_inputs_and_masks_padded_labels():
-    enc = encode(_Tok(), ["a bb ccc", "dddd"], ["x", "yy zz"], max_input_length=16, max_target_length=8)
-    batch = Seq2SeqCollator(enc, 0, 1)([0, 1])
+    enc = encode(
+        _Tok(), ["a bb ccc", "dddd"], ["x", "yy zz"], max_input_length=16, max_target_length=8, prompt_eos=True
+    )
+    batch = Seq2SeqCollator(enc, 0)([0, 1])
     assert batch["input_ids"].tolist() == [[11, 12, 13, 1], [14, 1, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
     assert batch["labels"].tolist() == [[11, 1, -100], [12, 12, 1]]
