@@ -47,7 +47,7 @@ def test_test_examples_hold_out_the_last_item_and_truncate_history(builder):
         seq = builder.splits.sequences[e.user]
         assert e.item == seq[-1] and e.target == builder.items.id_of(seq[-1])
         shown = [builder.items.id_of(i) for i in seq[:-1][-4:]]
-        assert " , ".join(shown) in e.input
+        assert " ".join(shown) in e.input
         if len(seq) > 5:  # the item just before the 4 most recent is cut off
             assert builder.items.id_of(seq[:-1][-5]) not in e.input.split()
 

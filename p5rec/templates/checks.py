@@ -185,7 +185,7 @@ def render_issues(answer: str, input: jinja2.Template, target: jinja2.Template, 
                         Issue(
                             "spacing",
                             f"an item ID touches other text in the rendered input ({snippet!r}); "
-                            "put whitespace on both sides (join lists with ' , ') so IDs tokenize as they do alone",
+                            "put whitespace on both sides (join ID lists with ' ') so IDs tokenize as they do alone",
                             "input",
                             severity="warning",  # a quality rule: models saved with such prompts still load
                         )

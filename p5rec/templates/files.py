@@ -8,7 +8,7 @@ A template file looks like::
         task: sequential          # optional when the family has a single task
         split: seen               # seen (trained on) or unseen (held out for zero-shot tests)
         description: Next item from the purchase history.
-        input: "{{ user_id }} bought {{ history | join(' , ') }} . What will they buy next?"
+        input: "{{ user_id }} bought {{ history | join(' ') }} . What will they buy next?"
         target: "{{ item_id }}"
 
 Every problem is reported with the file, the line and the template id, because users edit these
