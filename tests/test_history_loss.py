@@ -331,8 +331,8 @@ def test_the_collator_marks_batches_whose_examples_are_all_distilled():
 
 def test_shipped_item_templates_list_item_tokens_side_by_side():
     """Separators between item tokens (" , ") slowed the history loss's learning on Beauty (valid
-    NDCG@10 after 10 epochs .030-.034 with them, .044 without: docs/benchmarks.md): the shipped
-    templates that list items put nothing between them."""
+    NDCG@10 after 8 epochs .026-.030 with them, .033 with the shipped words and nothing between the
+    items: docs/benchmarks.md): the shipped templates that list items put nothing between them."""
     from p5rec.templates.load import TemplateSet
     from p5rec.templates.tasks import sample_variables
 

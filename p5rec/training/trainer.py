@@ -95,6 +95,9 @@ def train(
 ) -> TrainResult:
     """Train `model` in place on the examples `builder` renders; returns the log and validation outcome.
 
+    On the CPU the model's dropout is swapped for `p5rec.modeling.fast_dropout`'s (same rates and
+    weights, cheaper masks); it stays swapped after training, which changes nothing in eval mode.
+
     Args:
         model, tokenizer: the backbone (with LoRA applied or not) and its tokenizer.
         builder: renders each epoch's examples (`ExampleBuilder`, or a mixture of several).
