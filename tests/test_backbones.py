@@ -226,3 +226,23 @@ def test_llama_preset_trains_and_recommends_valid_unseen_items():
     items = [i.item_id for i in rec.recommend(user=user, k=5)]
     assert len(set(items)) == 5 and set(items) <= set(rec.catalog)
     assert not set(items) & set(rec.histories[user])
+
+
+def test_tokenizer_learns_whole_words_from_prompts_without_review_text():
+    """Prompts made of a few template words and numeric IDs (a dataset with no reviews) still give
+    word pieces: a template word is one token, an ID one token per digit, and the tokenizer's
+    split is the one its pieces were learned with (no learned word comes apart)."""
+    rng = np.random.default_rng(0)
+    templates = [
+        "Predict the next item user_{u} will buy. They bought , in this order:",
+        "Answer yes or no: after , will user_{u} pick ? no",
+        "Which item will user_{u} choose next from the following candidates ?",
+    ]
+    corpus = [templates[k % 3].format(u=rng.integers(1, 30000)) for k in range(3000)]
+    corpus += [f"user_{u}" for u in range(1, 5000)]
+    tok = train_tokenizer(corpus, vocab_size=2000)
+    assert tok.tokenize("Predict the next item user_13930 will buy.") == [
+        "▁Predict", "▁the", "▁next", "▁item", "▁user", "_", "1", "3", "9", "3", "0", "▁will", "▁buy", ".",
+    ]  # fmt: skip
+    assert tok.tokenize("candidates") == ["▁candidates"]
+    assert len(tok) > 150  # the words are pieces, not only their characters

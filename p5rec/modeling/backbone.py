@@ -35,13 +35,21 @@ from p5rec.modeling.config import PRESETS, ModelConfig
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols: Iterable[str] = ()) -> T5Tokenizer:
-    """Train a SentencePiece unigram model on `corpus` and wrap it as a Hugging Face tokenizer.
+    """Learn SentencePiece pieces from `corpus` and wrap them as a Hugging Face (T5) tokenizer.
 
     Digits are split (`split_digits`), so numeric IDs tokenize digit by digit and every ID shares
     the same small set of tokens: the model can generalize over IDs and the decoding trie stays
     narrow. `user_symbols` (e.g. added ID tokens) become single, unsplittable pieces.
     Special ids follow T5: pad=0, eos=1, unk=2.
+
+    The pieces come from BPE, not the unigram trainer: on a corpus of few distinct words (prompts
+    without review text) the unigram trainer with split digits keeps ~100 pieces, mostly single
+    characters ("Predict" in 5 tokens), whatever `vocab_size` asks; BPE learns the words. The wrapper
+    segments like a unigram model (the best-scoring split), so each piece is scored by its log
+    frequency in BPE's own segmentation of the corpus (add-one): that split then matches BPE's, and
+    pieces BPE built only as merge steps ("▁us" on the way to "▁user") score too low to be chosen.
     """
+    import numpy as np
     import sentencepiece as spm
 
     sentences = [s for s in corpus if s and s.strip()]
@@ -54,7 +62,7 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
         model_writer=buf,
         vocab_size=vocab_size + len(symbols),  # the symbols come on top of the text pieces
         hard_vocab_limit=False,  # a small corpus may support fewer pieces; take what it supports
-        model_type="unigram",
+        model_type="bpe",
         pad_id=0,
         eos_id=1,
         unk_id=2,
@@ -64,12 +72,18 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
         user_defined_symbols=symbols,
         input_sentence_size=2_000_000,
         shuffle_input_sentence=True,
-        seed_sentencepiece_size=200_000,
         num_threads=2,
         minloglevel=2,
     )
     sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
-    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    counts = np.ones(sp.get_piece_size())
+    for ids in sp.encode(sentences):
+        np.add.at(counts, ids, 1)
+    log_freq = np.log(counts / counts.sum())
+    vocab = [
+        (sp.id_to_piece(i), 0.0 if sp.is_control(i) or sp.is_unknown(i) else float(log_freq[i]))
+        for i in range(sp.get_piece_size())
+    ]
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
