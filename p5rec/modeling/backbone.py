@@ -76,9 +76,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
         minloglevel=2,
     )
     sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
-    counts = np.ones(sp.get_piece_size())
-    for ids in sp.encode(sentences):
-        np.add.at(counts, ids, 1)
+    pieces = [i for ids in sp.encode(sentences) for i in ids]
+    counts = np.bincount(pieces, minlength=sp.get_piece_size()) + 1.0
     log_freq = np.log(counts / counts.sum())
     vocab = [
         (sp.id_to_piece(i), 0.0 if sp.is_control(i) or sp.is_unknown(i) else float(log_freq[i]))
