@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 from tokenizers import AddedToken
 from transformers import (
@@ -49,7 +50,6 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 2000, user_symbols:
     frequency in BPE's own segmentation of the corpus (add-one): that split then matches BPE's, and
     pieces BPE built only as merge steps ("▁us" on the way to "▁user") score too low to be chosen.
     """
-    import numpy as np
     import sentencepiece as spm
 
     sentences = [s for s in corpus if s and s.strip()]
