@@ -14,7 +14,8 @@ benchmark:
   sparse Amazon and Steam data), else 0.2 (its value for the denser MovieLens-1M).
 * sequential positions ("auto"): "last" (one example per user and epoch) when the history loss
   already trains every position, that is for a decoder-only model with one token per item; else
-  "all" (every prefix of a history is an example, as P5 and SASRec's data augmentation).
+  "all" (every prefix of a history is an example, as P5 and SASRec's data augmentation). "windows"
+  (the older transitions of long histories too) was no better on Beauty (docs/benchmarks.md).
 * batches (`train.group_by_length` None): one task per batch, random for prompts with a history
   (as SASRec draws them), when the history loss trains; grouped by length across tasks otherwise.
 * task mixture: a task the config does not weigh gets at most as many examples per epoch as there

@@ -52,6 +52,36 @@ def test_test_examples_hold_out_the_last_item_and_truncate_history(builder):
             assert builder.items.id_of(seq[:-1][-5]) not in e.input.split()
 
 
+@pytest.mark.parametrize("positions", ["last", "windows"])
+def test_windows_train_every_transition_of_long_histories_once(builder, positions):
+    """With the history loss each shown item but the first is a label (the item before predicts it),
+    and so is the answer: "windows" must make every training transition a label exactly once per
+    epoch, where "last" only labels the final `max_history` ones."""
+    import copy
+    import dataclasses
+
+    only = copy.copy(builder)
+    only.config = dataclasses.replace(builder.config, sequential_positions=positions)
+    examples = [e for e in only.train_examples(np.random.default_rng(0)) if e.task == "sequential"]
+    long_users = 0
+    for user, seq in builder.splits.sequences.items():
+        train = seq[:-2]
+        if len(train) < 2:
+            continue
+        mine = [e for e in examples if e.user == user]
+        labelled = []  # indexes into `train` of the items trained as a next item
+        for e in mine:
+            end = len(e.meta["history"])  # the answer's index
+            assert e.item == train[end]
+            labelled += range(max(end - builder.config.max_history, 0) + 1, end + 1)
+        if positions == "windows":
+            assert sorted(labelled) == list(range(1, len(train)))  # every transition, none twice
+        else:
+            assert len(mine) == 1 and max(labelled) == len(train) - 1
+        long_users += len(train) - 1 > builder.config.max_history
+    assert long_users >= 5  # histories longer than `max_history` (4), so windows matter here
+
+
 def test_direct_choice_candidates_hold_the_target_and_unseen_negatives(builder):
     ex = builder.eval_examples("direct_choice", "test", np.random.default_rng(0), max_contexts=5)
     for e in ex:

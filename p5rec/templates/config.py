@@ -18,8 +18,12 @@ class ExampleConfig:
         train_candidates: candidate list size for direct_choice in training.
         eval_candidates: 1 positive + (eval_candidates - 1) negatives in evaluation (P5: 100).
         sequential_positions: "all" uses every prefix of a training sequence as an example (data
-            augmentation, as SASRec trains); "last" uses only the final training item; "auto" lets
-            the recipe choose ("last" when the history loss trains every position, see `p5rec.recipe`).
+            augmentation, as SASRec trains); "last" uses only the final training item; "windows"
+            the final item and, for a sequence longer than `max_history`, one more example every
+            `max_history` items back, so that a model trained at every history position (the
+            history loss) sees each training transition once per epoch ("last" would drop those
+            older than the last `max_history` items: 11% of Beauty's); "auto" lets the recipe
+            choose ("last" when the history loss trains every position, see `p5rec.recipe`).
         max_review_words: prompts show at most the first this many words of a review (summaries,
             review-based ratings, in training, evaluation and the API alike); None shows it whole.
             Reviews are most of an epoch's tokens (two thirds on Musical Instruments), and a
@@ -43,9 +47,9 @@ class ExampleConfig:
                 raise ValueError(f"`task_weights[{name!r}]` must be >= 0, got {w}")
         if self.max_history < 1:
             raise ValueError(f"`max_history` must be >= 1, got {self.max_history}")
-        if self.sequential_positions not in ("all", "last", "auto"):
+        if self.sequential_positions not in ("all", "last", "windows", "auto"):
             raise ValueError(
-                f"`sequential_positions` must be 'all', 'last' or 'auto', got {self.sequential_positions!r}"
+                f"`sequential_positions` must be 'all', 'last', 'windows' or 'auto', got {self.sequential_positions!r}"
             )
         if self.max_review_words is not None and self.max_review_words < 1:
             raise ValueError(f"`max_review_words` must be >= 1 (or null: whole reviews), got {self.max_review_words}")

@@ -226,7 +226,9 @@ class ExampleBuilder:
                 train = seq[:-2]
                 if len(train) < 2:
                     continue
-                if task == "sequential" and cfg.sequential_positions != "last":  # "auto" outside a recipe: all
+                if task == "sequential" and cfg.sequential_positions == "windows":
+                    positions = range(len(train) - 1, 0, -cfg.max_history)[::-1]
+                elif task == "sequential" and cfg.sequential_positions != "last":  # "auto" outside a recipe: all
                     positions = range(1, len(train))
                 else:
                     positions = [len(train) - 1] if task == "sequential" else [int(rng.integers(1, len(train)))]
