@@ -45,6 +45,7 @@ from p5rec.training.phases import (
     saved_teacher,
     second_phase,
     trains_others,
+    writes_text,
 )
 from p5rec.training.trainer import TrainResult, train
 
@@ -245,12 +246,12 @@ def train_phases(
         phase = resumed_phase(settings)
         if phase == "second":
             hooks["teacher"] = saved_teacher(model, settings)
-            settings = second_phase(settings, first_seconds_logged(settings), resume=True)
+            settings = second_phase(settings, first_seconds_logged(settings), True, writes_text(builder))
         else:
             alone, first_settings = only_tasks(builder, {FIRST_TASK}), first_phase(settings, resume=phase == "first")
             first = train(model, tokenizer, alone, first_settings, config.model, **hooks)
             hooks["teacher"] = first_teacher(model, settings)
-            settings = second_phase(settings, first.seconds)
+            settings = second_phase(settings, first.seconds, text_tasks=writes_text(builder))
     return train(model, tokenizer, builder, settings, config.model, **hooks), first
 
 

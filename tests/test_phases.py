@@ -15,7 +15,7 @@ def _tasks(builder) -> set[str]:
 def test_only_tasks_renders_the_named_tasks_and_leaves_the_builder_as_it_was():
     from p5rec.pipeline import prepare
     from p5rec.training.mixture import MixedExamples
-    from p5rec.training.phases import only_tasks, trains_others
+    from p5rec.training.phases import only_tasks, trains_others, writes_text
 
     builder = prepare(tiny_config()).builder
     every = _tasks(builder)
@@ -26,6 +26,29 @@ def test_only_tasks_renders_the_named_tasks_and_leaves_the_builder_as_it_was():
     assert trains_others(builder) and not trains_others(alone)
     mixed = only_tasks(MixedExamples([builder, builder]), {"sequential"})
     assert _tasks(mixed) == {"sequential"} and trains_others(MixedExamples([builder]))
+    assert writes_text(builder) and not writes_text(only_tasks(builder, {"sequential", "direct_yesno", "rating"}))
+    assert writes_text(MixedExamples([only_tasks(builder, {"sequential"}), only_tasks(builder, {"explanation"})]))
+
+
+def test_data_without_reviews_writes_no_text_though_its_templates_exist(tmp_path):
+    """P5's Beauty files hold sequences only: the text tasks have templates but no examples, so the
+    every-task phase keeps its best weights (`second_phase(text_tasks=False)`)."""
+    import json
+
+    from p5rec.data.loaders import load_p5
+    from p5rec.pipeline import prepare
+    from p5rec.training.phases import trains_others, writes_text
+
+    rng = np.random.default_rng(0)
+    lines = [" ".join(map(str, [u, *rng.choice(np.arange(1, 21), 6, replace=False)])) for u in range(1, 31)]
+    (tmp_path / "sequential_data.txt").write_text("\n".join(lines) + "\n")
+    maps = {"user2id": {f"U{u}": str(u) for u in range(1, 31)}, "item2id": {f"I{i}": str(i) for i in range(1, 21)}}
+    (tmp_path / "datamaps.json").write_text(json.dumps(maps))
+    builder = prepare(tiny_config(), load_p5(tmp_path / "sequential_data.txt", tmp_path / "datamaps.json")).builder
+    assert builder.usable_templates("explanation", "seen") and not builder.trains("explanation")
+    assert builder.trains("sequential") and builder.trains("direct_choice")
+    assert trains_others(builder) and not writes_text(builder)
+    assert writes_text(prepare(tiny_config()).builder)  # the synthetic data has reviews
 
 
 def test_the_phases_split_the_budget_and_log_apart():
@@ -73,6 +96,9 @@ def test_the_every_task_phase_keeps_the_latest_weights_near_the_best():
     assert first_phase(config).keep_within is None  # the first phase keeps its best weights
     assert second_phase(config, 60).keep_within == SECOND_KEEP_WITHIN
     assert second_phase(TrainConfig(keep_within=0.0), 60).keep_within == 0.0
+    # nothing writes text (Beauty: next item, yes/no, choice): nothing learns late, the best is kept
+    assert second_phase(config, 60, text_tasks=False).keep_within == 0.0
+    assert second_phase(TrainConfig(keep_within=0.05), 60, text_tasks=False).keep_within == 0.05
     with pytest.raises(ValueError, match="keep_within"):
         TrainConfig(keep_within=1.5)
 

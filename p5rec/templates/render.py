@@ -100,6 +100,13 @@ class ExampleBuilder:
         """Templates of `task` whose `requires` this data meets (e.g. no title templates without titles)."""
         return self.templates.for_task(task, split, available=self.available)
 
+    def trains(self, task: str) -> bool:
+        """Whether an epoch holds examples of `task`: it is weighed, has a usable seen template, and
+        the data has a training context for it (P5's Beauty files have no reviews: no summaries)."""
+        if self.config.weight(task) == 0 or not self.usable_templates(task, "seen"):
+            return False
+        return next(iter(self._contexts(task, "train", np.random.default_rng(0))), None) is not None
+
     def train_examples(self, rng: np.random.Generator, limit: int | None = None) -> list[Example]:
         """One epoch of training examples: each context rendered with one random *seen* template.
 

@@ -82,8 +82,8 @@ class TrainConfig:
         keep_within: keep the latest validated weights whose `early_stopping_metric` is within
             this fraction of the best so far, instead of the best (Breiman's one-standard-error
             rule: later weights have trained the other tasks longer). None: 0.08 in the every-task
-            phase of `sequential_first` (one standard error of valid NDCG@10 on 450-1,500 users is
-            8-9% of it), 0 otherwise.
+            phase of `sequential_first` when it trains a text task (one standard error of valid
+            NDCG@10 on 450-1,500 users is 8-9% of it), 0 otherwise.
     """
 
     epochs: int = 200

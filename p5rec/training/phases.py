@@ -7,9 +7,9 @@ it, and fine-tuning the every-task model on next-item alone afterwards left it w
 Starting the every-task training from the weights the next-item task reaches alone does remove it.
 The every-task phase then needs three things so that the text tasks are learned too: the latest
 weights within `SECOND_KEEP_WITHIN` of the best next-item validation are kept (its best comes a few
-epochs in, too early for text), the text-generation tasks get all their examples each epoch (the
-recipe), and the batches of the tasks that answer with an item (next item, direct choice) are
-pulled toward the first phase's model (`first_teacher`).
+epochs in, too early for text; data with no text to learn keeps the best), the text-generation
+tasks get all their examples each epoch (the recipe), and the batches of the tasks that answer with
+an item (next item, direct choice) are pulled toward the first phase's model (`first_teacher`).
 These helpers derive the two phases' settings and examples; the pipeline runs `train` per phase.
 A run that resumes continues the phase its checkpoint belongs to (`resumed_phase`): the first
 phase's checkpoints live under `output_dir/sequential_first`, and an every-task phase that resumes
@@ -66,14 +66,19 @@ def only_tasks(builder: Any, tasks: set[str]) -> Any:
     return view
 
 
+def _trains(builder: Any, task: str) -> bool:
+    """Whether `builder` (or any dataset of a mixture) renders training examples of `task`."""
+    return any(s.trains(task) for s in getattr(builder, "sources", None) or [builder])
+
+
 def trains_others(builder: Any, task: str = FIRST_TASK) -> bool:
     """Whether `builder` trains `task` and at least one other task (a first phase would change something)."""
-    sources = getattr(builder, "sources", None) or [builder]
+    return _trains(builder, task) and any(_trains(builder, t) for t in TASKS if t != task)
 
-    def trained(t: str) -> bool:
-        return any(s.config.weight(t) > 0 and s.usable_templates(t, "seen") for s in sources)
 
-    return trained(task) and any(trained(t) for t in TASKS if t != task)
+def writes_text(builder: Any) -> bool:
+    """Whether `builder` trains a task whose answer is free text (explanation, review summary)."""
+    return any(_trains(builder, t) for t, spec in TASKS.items() if spec.kind == "text")
 
 
 def resumed_phase(config: TrainConfig) -> str | None:
@@ -105,12 +110,16 @@ def first_phase(config: TrainConfig, resume: bool = False) -> TrainConfig:
     )
 
 
-def second_phase(config: TrainConfig, first_seconds: float, resume: bool = False) -> TrainConfig:
+def second_phase(
+    config: TrainConfig, first_seconds: float, resume: bool = False, text_tasks: bool = True
+) -> TrainConfig:
     """The every-task phase's settings: the budget less what the first phase took, and `keep_within`
-    (None: `SECOND_KEEP_WITHIN`): its next-item validation stays near the first phase's level while
-    the text tasks keep improving, so the latest weights near the best are kept, not the best. It
-    resumes `config.resume_from` only with `resume` (the checkpoint is the every-task phase's)."""
-    within = SECOND_KEEP_WITHIN if config.keep_within is None else config.keep_within
+    (None: `SECOND_KEEP_WITHIN` when the phase trains `text_tasks`, else 0): its next-item validation
+    stays near the first phase's level while the text tasks keep improving, so the latest weights
+    near the best are kept, not the best; without a text task nothing learns late, and the best
+    weights are kept. It resumes `config.resume_from` only with `resume` (the checkpoint is the
+    every-task phase's)."""
+    within = (SECOND_KEEP_WITHIN if text_tasks else 0.0) if config.keep_within is None else config.keep_within
     minutes = None if config.max_minutes is None else max(config.max_minutes - first_seconds / 60, 1e-3)
     return dataclasses.replace(
         config,
