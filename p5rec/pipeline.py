@@ -243,15 +243,15 @@ def train_phases(
     settings, first = config.train, None
     hooks = {"progress": progress, "validate": validate, "on_step": on_step}
     if settings.sequential_first and validate is not None and trains_others(builder):
-        phase = resumed_phase(settings)
+        phase, text = resumed_phase(settings), writes_text(builder)
         if phase == "second":
             hooks["teacher"] = saved_teacher(model, settings)
-            settings = second_phase(settings, first_seconds_logged(settings), True, writes_text(builder))
+            settings = second_phase(settings, first_seconds_logged(settings), resume=True, text_tasks=text)
         else:
             alone, first_settings = only_tasks(builder, {FIRST_TASK}), first_phase(settings, resume=phase == "first")
             first = train(model, tokenizer, alone, first_settings, config.model, **hooks)
             hooks["teacher"] = first_teacher(model, settings)
-            settings = second_phase(settings, first.seconds, text_tasks=writes_text(builder))
+            settings = second_phase(settings, first.seconds, text_tasks=text)
     return train(model, tokenizer, builder, settings, config.model, **hooks), first
 
 

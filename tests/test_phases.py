@@ -30,14 +30,14 @@ def test_only_tasks_renders_the_named_tasks_and_leaves_the_builder_as_it_was():
     assert writes_text(MixedExamples([only_tasks(builder, {"sequential"}), only_tasks(builder, {"explanation"})]))
 
 
-def test_data_without_reviews_writes_no_text_though_its_templates_exist(tmp_path):
+def test_data_without_reviews_writes_no_text_though_its_templates_exist(tmp_path, monkeypatch):
     """P5's Beauty files hold sequences only: the text tasks have templates but no examples, so the
-    every-task phase keeps its best weights (`second_phase(text_tasks=False)`)."""
+    every-task phase keeps its best weights (`keep_within` 0), where data with reviews keeps 0.08."""
     import json
 
     from p5rec.data.loaders import load_p5
-    from p5rec.pipeline import prepare
-    from p5rec.training.phases import trains_others, writes_text
+    from p5rec.pipeline import fit, prepare
+    from p5rec.training.phases import SECOND_KEEP_WITHIN, trains_others, writes_text
 
     rng = np.random.default_rng(0)
     lines = [" ".join(map(str, [u, *rng.choice(np.arange(1, 21), 6, replace=False)])) for u in range(1, 31)]
@@ -49,6 +49,16 @@ def test_data_without_reviews_writes_no_text_though_its_templates_exist(tmp_path
     assert builder.trains("sequential") and builder.trains("direct_choice")
     assert trains_others(builder) and not writes_text(builder)
     assert writes_text(prepare(tiny_config()).builder)  # the synthetic data has reviews
+    # the pipeline hands it to the every-task phase
+    calls = _recording_train(monkeypatch)
+    config = tiny_config(
+        model={"backbone": "auto", "vocab_size": 200},
+        validation={"max_users": 10},
+        train={"epochs": 1, "batch_size": 16, "sequential_first": True},
+    )
+    fit(config, data=load_p5(tmp_path / "sequential_data.txt", tmp_path / "datamaps.json"), progress=False)
+    fit(config, progress=False)
+    assert [c["config"].keep_within for c in calls] == [None, 0.0, None, SECOND_KEEP_WITHIN]
 
 
 def test_the_phases_split_the_budget_and_log_apart():
