@@ -37,15 +37,18 @@ def main() -> None:
     parser.add_argument("--mixed-precision", default="no", choices=["no", "bf16", "fp16"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print the torch.profiler table")
+    parser.add_argument(
+        "--item-negatives", type=int, default=0, help="sampled softmax over this many items (0: the full softmax)"
+    )
     parser.add_argument("--compare-dropout", action="store_true", help="time PyTorch's dropout against p5rec's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     from p5rec.config import RunConfig, from_dict
-    from p5rec.pipeline import build_model, resolve_and_prepare
+    from p5rec.pipeline import build_model, item_token_ids, resolve_and_prepare
     from p5rec.training import trainer
 
-    train_cfg: dict = {"epochs": 1, "mixed_precision": args.mixed_precision}
+    train_cfg: dict = {"epochs": 1, "mixed_precision": args.mixed_precision, "item_negatives": args.item_negatives}
     if args.batch_size:
         train_cfg["batch_size"] = args.batch_size
     if args.data:
@@ -63,6 +66,7 @@ def main() -> None:
         }
     config, prepared = resolve_and_prepare(from_dict(RunConfig, spec, "bench_train_step"))
     model, tokenizer = build_model(config, prepared[0])
+    item_tokens = item_token_ids(tokenizer, prepared)
     initial = copy.deepcopy(model.state_dict())
     cuda = torch.cuda.is_available() and not config.train.cpu
     device = "cuda" if cuda else "cpu"
@@ -82,13 +86,23 @@ def main() -> None:
             trainer.use_fast_dropout = lambda model: 0
         try:
             result = trainer.train(
-                m, tokenizer, prepared[0].builder, config.train, config.model, progress=False, on_step=on_step
+                m,
+                tokenizer,
+                prepared[0].builder,
+                config.train,
+                config.model,
+                progress=False,
+                on_step=on_step,
+                item_tokens=item_tokens,
             )
         finally:
             trainer.use_fast_dropout = swap
         return np.diff(stamps)[1:], result.steps  # the first steps warm up allocators and kernels
 
-    label = f"{config.model.backbone} batch {config.train.batch_size} precision {args.mixed_precision} on {device}"
+    label = (
+        f"{config.model.backbone} batch {config.train.batch_size} precision {args.mixed_precision}, "
+        f"item negatives {args.item_negatives or 'all'} on {device}"
+    )
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 

@@ -220,10 +220,24 @@ def fit(
     model, tokenizer = build_model(config, domains)
     builder = domains[0].builder if len(domains) == 1 else MixedExamples([p.builder for p in domains])
     validate = make_validator(config, domains, tokenizer)
-    result, first = train_phases(config, model, tokenizer, builder, validate, progress, on_step)
+    result, first = train_phases(
+        config, model, tokenizer, builder, validate, progress, on_step, item_tokens=item_token_ids(tokenizer, domains)
+    )
     recs = [make_recommender(config, p, model, tokenizer) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
     return FitResult(recs[0], domains[0], result, tagged, first)
+
+
+def item_token_ids(tokenizer, domains: Sequence[Prepared]) -> list[int]:
+    """The token ids of every catalog item when each item is one token (flat `tokens` IDs), else []:
+    what a sampled softmax over items (`train.item_negatives`) draws from."""
+    tokens = [
+        t
+        for p in domains
+        if p.items.config.representation == "tokens" and not p.items.config.hierarchical
+        for t in p.items.new_tokens()
+    ]
+    return tokenizer.convert_tokens_to_ids(tokens) if tokens else []
 
 
 def train_phases(
@@ -234,14 +248,16 @@ def train_phases(
     validate: Callable | None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    item_tokens: Sequence[int] | None = None,
 ) -> tuple[TrainResult, TrainResult | None]:
     """Train `model` in place as `config.train` says: with `sequential_first`, the next-item task alone
     to early stopping and then every task from its best weights; returns (the every-task run, the
     first phase or None). The first phase needs validation (it ends at early stopping) and another task
     to come after it. A run that resumes continues the phase its checkpoint is from; when that is the
-    every-task phase, the first one is not run again (and None is returned for it)."""
+    every-task phase, the first one is not run again (and None is returned for it). `item_tokens`
+    (:func:`item_token_ids`) enable `train.item_negatives`."""
     settings, first = config.train, None
-    hooks = {"progress": progress, "validate": validate, "on_step": on_step}
+    hooks = {"progress": progress, "validate": validate, "on_step": on_step, "item_tokens": item_tokens}
     if settings.sequential_first and validate is not None and trains_others(builder):
         phase, text = resumed_phase(settings), writes_text(builder)
         if phase == "second":

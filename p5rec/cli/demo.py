@@ -91,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.evaluation.baselines import SASRecConfig
     from p5rec.evaluation.evaluate import EvalConfig, evaluate
     from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines
-    from p5rec.pipeline import build_model, make_recommender, make_validator, resolve_and_prepare, train_phases
+    from p5rec.pipeline import (
+        build_model,
+        item_token_ids,
+        make_recommender,
+        make_validator,
+        resolve_and_prepare,
+        train_phases,
+    )
     from p5rec.recipe import describe
     from p5rec.training.phases import describe_first
 
@@ -128,7 +135,15 @@ def run(args: argparse.Namespace) -> int:
         f"tokenizer: SentencePiece with {len(tokenizer)} pieces, fine-tuning: {config.finetune}"
     )
     validate = make_validator(config, [prepared], tokenizer)
-    result, first = train_phases(config, model, tokenizer, prepared.builder, validate, progress)
+    result, first = train_phases(
+        config,
+        model,
+        tokenizer,
+        prepared.builder,
+        validate,
+        progress,
+        item_tokens=item_token_ids(tokenizer, [prepared]),
+    )
     if first is not None:
         console.print(describe_first(first))
     console.print(result.describe(config.train.early_stopping_metric))

@@ -6,6 +6,11 @@ history item), while the vocabulary holds one token per catalog item, so most of
 be thrown away: on a 12k-item catalog with batches of 128 prompts it is ~100M floats a step. Here
 the backbone runs without its head, and the head multiplies only the labelled hidden states.
 
+With `SampledItems`, the labels that are item tokens are scored against the true item and a few
+catalog items drawn uniformly per batch instead of the whole vocabulary (a sampled softmax, Jean et
+al. 2015): on a 12k-item catalog the head's matrix product and log-softmax over every item are most
+of a small model's step.
+
 The wrapper is itself a module so that `accelerate` (DDP, FSDP) wraps and synchronises it like the
 model it holds; `.model` is the language model that is saved and used for decoding.
 """
@@ -45,6 +50,31 @@ class Teacher:
     tasks: Set[str]
 
 
+@dataclass
+class SampledItems:
+    """A sampled softmax at the labels that are item tokens, in training.
+
+    Each batch draws `negatives` distinct tokens of `item_tokens` uniformly; a label that is an item
+    is scored against itself and those draws (a draw equal to the label is left out). Every
+    candidate has the same chance to be drawn, so the logits need no sampling correction (the
+    log-expected-count term of a sampled softmax is the same constant for all) and the gradient's
+    bias shrinks as `negatives` grows toward the catalog. Labels that are not items (text answers)
+    keep the full softmax; validation and decoding score the whole catalog exactly.
+    """
+
+    item_tokens: torch.Tensor  # (n_items,) token ids
+    negatives: int
+
+    def __post_init__(self) -> None:
+        if self.negatives < 1:
+            raise ValueError(f"`negatives` must be >= 1, got {self.negatives}")
+        self.item_tokens = torch.as_tensor(self.item_tokens, dtype=torch.long).unique()
+
+    def active(self) -> bool:
+        """False when the draws would cover the catalog: the full softmax is then exact and as cheap."""
+        return self.negatives < len(self.item_tokens)
+
+
 class CausalLMObjective(nn.Module):
     """Next-token cross-entropy of a (peft-wrapped or plain) Hugging Face causal LM at labelled positions.
 
@@ -53,12 +83,18 @@ class CausalLMObjective(nn.Module):
             `get_output_embeddings()` (the head) are used, as transformers names them for GPT-2,
             GPT-NeoX, Llama, Qwen and the others.
         teacher: pulls the model's distribution toward the teacher's on batches marked `distil`.
+        sampled: score item labels against sampled items in training (see `SampledItems`); a head
+            that is not a plain `nn.Linear` (a peft-wrapped one) keeps the full softmax.
     """
 
-    def __init__(self, model: nn.Module, teacher: Teacher | None = None) -> None:
+    def __init__(self, model: nn.Module, teacher: Teacher | None = None, sampled: SampledItems | None = None) -> None:
         super().__init__()
         self.model = model
         self._teacher = (teacher,)  # in a tuple: not a submodule, so not in the state dict nor trained
+        # Candidate logits read the head's weight rows directly: only a plain linear head has them all
+        # (a peft-wrapped head adds trained deltas in its forward), so any other keeps the full softmax.
+        plain_head = isinstance(_base(model).get_output_embeddings(), nn.Linear)
+        self.sampled = sampled if sampled is not None and sampled.active() and plain_head else None
 
     @property
     def teacher(self) -> Teacher | None:
@@ -74,29 +110,97 @@ class CausalLMObjective(nn.Module):
         stays the cross-entropy.
         """
         keep = labels[:, 1:] != -100  # (B, T - 1)
-        logits, hidden = _labelled_logits(self.model, input_ids, attention_mask, keep)  # (N, V), N labelled
-        tokens = F.cross_entropy(logits, labels[:, 1:][keep], reduction="none")  # (N,)
+        targets = labels[:, 1:][keep]
+        teacher = self.teacher
+        distilling = distil and teacher is not None and teacher.weight > 0 and bool(targets.numel())
+        hidden = _hidden(self.model, input_ids, attention_mask)
+        picked = hidden[:, :-1][keep]  # (N, d): the states that predict a label
+        is_item = None
+        if self.sampled is not None and self.training:
+            items = self.sampled.item_tokens.to(targets.device)
+            is_item = torch.isin(targets, items)
+        if is_item is None or not bool(is_item.any()):
+            logits = _head(self.model, picked)  # (N, V)
+            tokens = F.cross_entropy(logits, targets, reduction="none")  # (N,)
+            distillation = 0.0
+            if distilling:
+                with torch.no_grad():
+                    target = _head(teacher.model, _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep])
+                kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
+                distillation = teacher.weight * kl
+        else:
+            tokens, distillation = self._sampled_loss(
+                picked, targets, is_item, items, input_ids, attention_mask, keep, distilling
+            )
         rows = keep.nonzero()[:, 0]
         sums = tokens.new_zeros(len(input_ids)).index_add(0, rows, tokens)
         counts = keep.sum(1).to(tokens.dtype).clamp(min=1.0)
         loss = tokens.mean() if tokens.numel() else hidden.sum() * 0.0  # a batch without labels: zero, in graph
-        teacher, distillation = self.teacher, 0.0
-        if distil and teacher is not None and teacher.weight > 0 and tokens.numel():
-            with torch.no_grad():
-                target = _labelled_logits(teacher.model, input_ids, attention_mask, keep)[0].log_softmax(-1)
-            kl = F.kl_div(logits.log_softmax(-1), target, log_target=True, reduction="batchmean")
-            distillation = teacher.weight * kl
         return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
 
+    def _sampled_loss(
+        self,
+        picked: torch.Tensor,
+        targets: torch.Tensor,
+        is_item: torch.Tensor,
+        items: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        keep: torch.Tensor,
+        distilling: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | float]:
+        """Per-label cross-entropy with item labels scored against the true item and uniform draws
+        (text labels against the vocabulary), and the teacher's KL over the same candidates."""
+        draws = items[torch.randperm(len(items), device=items.device)[: self.sampled.negatives]]  # (K,)
+        item_targets = targets[is_item]
+        logits = _candidate_logits(self.model, picked[is_item], item_targets, draws)  # (n, 1 + K)
+        tokens = picked.new_zeros(len(targets), dtype=torch.float32)
+        tokens[is_item] = F.cross_entropy(logits, torch.zeros_like(item_targets), reduction="none")
+        text = ~is_item
+        if bool(text.any()):
+            tokens[text] = F.cross_entropy(_head(self.model, picked[text]), targets[text], reduction="none")
+        distillation: torch.Tensor | float = 0.0
+        teacher = self.teacher
+        if distilling:
+            with torch.no_grad():
+                states = _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep]
+                target = _candidate_logits(teacher.model, states[is_item], item_targets, draws)
+            kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
+            distillation = teacher.weight * kl * is_item.float().mean()
+        return tokens, distillation
 
-def _labelled_logits(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The head's float logits at the positions `keep` marks (those that predict a label), and the
-    hidden states `(B, T, d)` they come from."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, d)
-    return base.get_output_embeddings()(hidden[:, :-1][keep]).float(), hidden
+
+_EXCLUDED = -1e30
+
+
+def _base(model: nn.Module) -> nn.Module:
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The transformer's last hidden states `(B, T, d)`, without the head."""
+    return _base(model).base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def _head(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
+    """Float logits over the vocabulary for `states` `(N, d)`."""
+    return _base(model).get_output_embeddings()(states).float()
+
+
+def _candidate_logits(
+    model: nn.Module, states: torch.Tensor, targets: torch.Tensor, draws: torch.Tensor
+) -> torch.Tensor:
+    """Float logits `(n, 1 + K)`: each state's own target first, then the `K` drawn tokens (a huge
+    negative where a draw is that row's target, so that the true item is never its own negative;
+    finite, so that a KL divergence between two such rows stays 0 there, not nan)."""
+    head = _base(model).get_output_embeddings()
+    weight, bias = head.weight, getattr(head, "bias", None)
+    own = (states * weight[targets].to(states.dtype)).sum(-1, keepdim=True)
+    others = states @ weight[draws].to(states.dtype).T
+    if bias is not None:
+        own, others = own + bias[targets, None], others + bias[draws]
+    others = others.float().masked_fill(draws[None, :] == targets[:, None], _EXCLUDED)
+    return torch.cat([own.float(), others], dim=1)
 
 
 def language_model(module: nn.Module) -> nn.Module:

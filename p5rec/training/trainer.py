@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from p5rec.training.averaging import WeightAverage, ema_decay
 from p5rec.training.checkpoint import BEST_FILE, load_checkpoint, resolve_resume, save_checkpoint
 from p5rec.training.config import TrainConfig
 from p5rec.training.epochs import EpochLoader, ExampleSource
-from p5rec.training.objective import CausalLMObjective, Teacher, language_model
+from p5rec.training.objective import CausalLMObjective, SampledItems, Teacher, language_model
 from p5rec.training.weighting import (
     UncertaintyWeighting,
     group_means,
@@ -92,6 +92,7 @@ def train(
     validate: Callable[[PreTrainedModel], dict[str, float]] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     teacher: Teacher | None = None,
+    item_tokens: Sequence[int] | None = None,
 ) -> TrainResult:
     """Train `model` in place on the examples `builder` renders; returns the log and validation outcome.
 
@@ -110,6 +111,8 @@ def train(
         on_step: called after every optimizer step (and checkpoint) with (step, loop state).
         teacher: a frozen model the loss pulls this one toward on `teacher.tasks`' batches
             (decoder-only models; see `objective.Teacher`).
+        item_tokens: the catalog's item token ids, for `config.item_negatives` (a sampled softmax at
+            item labels); without them every label is scored over the whole vocabulary.
     """
     from accelerate.utils import broadcast_object_list, set_seed
 
@@ -147,7 +150,8 @@ def train(
     if not encoder_decoder:  # logits only where a label is: the vocabulary holds every item
         if teacher is not None:
             teacher.model.to(accelerator.device).eval().requires_grad_(False)
-        model = CausalLMObjective(model, teacher)
+        sampled = SampledItems(item_tokens, config.item_negatives) if config.item_negatives and item_tokens else None
+        model = CausalLMObjective(model, teacher, sampled)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # Rating and text batches train at their own dropout; the model's rates are found once, here.
