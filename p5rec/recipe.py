@@ -25,13 +25,6 @@ benchmark:
   `train.sequential_first` (the default, when the run validates) the text-generation tasks (explanation, review summary)
   are not capped: the next-item task has converged alone before they train, and they need their
   examples (docs/benchmarks.md, "Next item first, then every task").
-* item negatives (`train.item_negatives` None): with the history loss, a sampled softmax over the
-  true item and 1,024 uniformly drawn items on the CPU when the catalog has more than 4,096 items,
-  else the full softmax. On the CPU the head over a 12k-item catalog is half of a nano step
-  (sampling makes Beauty's step 2.1x faster, and 25 minutes reach a better model); per step the
-  full softmax learns a little faster, and a GPU's step is bound by launch overhead, not by the
-  head, so GPUs and small catalogs keep it (docs/benchmarks.md, "Sampled items").
-
 The resolved values are written into the config saved with the model, so a reload knows them.
 """
 
@@ -48,8 +41,6 @@ if TYPE_CHECKING:
 AUTO = "auto"
 LARGE_DATA = 5_000_000  # interactions: above this, the deeper preset
 DENSE_ITEMS = 50.0  # mean interactions per item: at or above this, the data counts as dense
-SAMPLED_ITEMS = 1024  # items drawn per batch for the sampled softmax
-SAMPLE_ABOVE = 4 * SAMPLED_ITEMS  # catalog size above which the CPU samples
 
 
 def statistics(datasets: Sequence[RecData]) -> dict[str, Any]:
@@ -84,9 +75,6 @@ def resolve(config: RunConfig, datasets: Sequence[RecData]) -> RunConfig:
         resolved = dataclasses.replace(
             resolved, train=dataclasses.replace(resolved.train, group_by_length=not trains_history(resolved))
         )
-    if config.train.item_negatives is None:
-        negatives = item_negatives(resolved, stats["items"], on_accelerator(config.train.cpu))
-        resolved = dataclasses.replace(resolved, train=dataclasses.replace(resolved.train, item_negatives=negatives))
     if config.examples.sequential_positions == AUTO:
         positions = "last" if trains_history(resolved) else "all"
         resolved = dataclasses.replace(
@@ -124,23 +112,6 @@ def mixture_weights(given: dict[str, float], datasets: Sequence[RecData], cap_te
             continue
         weights[task] = round(users / reviews[task], 4)
     return weights
-
-
-def item_negatives(config: RunConfig, items: int, gpu: bool) -> int:
-    """Items drawn per batch for the sampled softmax at item labels (0: the full softmax): on the
-    CPU, for the history loss over a catalog of more than `SAMPLE_ABOVE` items."""
-    return SAMPLED_ITEMS if trains_history(config) and items > SAMPLE_ABOVE and not gpu else 0
-
-
-def on_accelerator(force_cpu: bool = False) -> bool:
-    """Whether training will run on a GPU (CUDA, XPU or MPS: what `accelerate` picks when one is
-    visible), unless `train.cpu` forces the CPU."""
-    import torch
-
-    if force_cpu:
-        return False
-    xpu, mps = getattr(torch, "xpu", None), getattr(torch.backends, "mps", None)
-    return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or bool(mps and mps.is_available())
 
 
 def trains_history(config: RunConfig) -> bool:

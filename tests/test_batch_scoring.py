@@ -95,8 +95,13 @@ def test_two_cpu_processes_write_what_one_process_writes(model_dir, tmp_path, ca
     users = [r["user"] for r in rows if r["rank"] == 1]
     assert len(users) == len(set(users)) == NUM_USERS
     assert all(sum(r["user"] == u for r in rows) == K for u in users)  # every user exactly once, k rows each
-    # Whole batches per process: the same padding, so the same scores bit for bit, in the same order.
-    assert rows == pq.read_table(single).to_pylist()
+    # Whole batches per process: the same padding, so the same lists in the same order. Scores agree to
+    # float precision, not bit for bit: the processes may run other thread counts than this one, and
+    # a matrix product's sums are ordered by the threads (a last-bit difference on an AVX2 machine).
+    expected = pq.read_table(single).to_pylist()
+    without_score = [{k: v for k, v in r.items() if k != "score"} for r in rows]
+    assert without_score == [{k: v for k, v in r.items() if k != "score"} for r in expected]
+    assert [r["score"] for r in rows] == pytest.approx([r["score"] for r in expected], rel=1e-5, abs=1e-5)
 
 
 def test_a_failed_process_leaves_no_output(model_dir, tmp_path):
