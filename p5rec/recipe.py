@@ -25,6 +25,7 @@ benchmark:
   `train.sequential_first` (the default, when the run validates) the text-generation tasks (explanation, review summary)
   are not capped: the next-item task has converged alone before they train, and they need their
   examples (docs/benchmarks.md, "Next item first, then every task").
+
 The resolved values are written into the config saved with the model, so a reload knows them.
 """
 

@@ -70,7 +70,7 @@ def test_validation_and_catalogs_no_larger_than_the_draws_use_the_full_softmax(s
     sampled = CausalLMObjective(model, sampled=SampledItems(item_ids, 3))
     assert sampled.eval()(ids, mask, labels).loss.item() == pytest.approx(full, rel=1e-6)
     whole = CausalLMObjective(model, sampled=SampledItems(item_ids, len(item_ids))).train()
-    assert whole.sampled is None  # the draws would be the catalog: the exact softmax costs the same
+    assert whole.negatives == 0  # the draws would be the catalog: the exact softmax costs the same
     assert whole(ids, mask, labels).loss.item() == pytest.approx(full, rel=1e-6)
 
 
@@ -126,30 +126,44 @@ def test_sampled_items_need_at_least_one_draw():
 
 
 def test_fit_hands_the_catalog_to_the_sampled_softmax(monkeypatch):
-    from conftest import tiny_config
+    from conftest import TINY_RUN, tiny_config
 
     from p5rec.pipeline import fit
 
-    drawn: list[torch.Tensor] = []
-    original = CausalLMObjective._sampled_loss
+    catalogs: list[torch.Tensor] = []
+    original = CausalLMObjective._draws
 
-    def spy(self, picked, targets, is_item, items, *args):
-        drawn.append(items)
-        return original(self, picked, targets, is_item, items, *args)
+    def spy(self, targets):
+        draws, scored = original(self, targets)
+        if draws is not None:  # batches without item labels (ratings, text) keep the full softmax
+            catalogs.append(self._items)
+            assert len(draws) == 8 and set(draws.tolist()) <= set(self._items.tolist())
+        return draws, scored
 
-    monkeypatch.setattr(CausalLMObjective, "_sampled_loss", spy)
-    result = fit(tiny_config(model={"backbone": "nano"}, train={"item_negatives": 8}), progress=False)
-    assert drawn, "no batch used the sampled softmax"
+    monkeypatch.setattr(CausalLMObjective, "_draws", spy)
+    config = tiny_config(train={**TINY_RUN["train"], "item_negatives": 8})
+    result = fit(config, progress=False)
+    assert catalogs, "no batch used the sampled softmax"
     catalog = result.recommender.tokenizer.convert_tokens_to_ids(result.prepared.items.new_tokens())
-    assert sorted(drawn[0].tolist()) == sorted(catalog)  # every item, and nothing but items, can be drawn
+    assert sorted(catalogs[0].tolist()) == sorted(catalog)  # every item, and nothing but items, can be drawn
     assert all(math.isfinite(e["loss"]) for e in result.train.log if "loss" in e)
 
 
-def test_a_peft_wrapped_head_keeps_the_full_softmax(setup):
+def test_item_negatives_without_item_tokens_is_an_error_before_training():
+    from conftest import TINY_RUN, tiny_config
+
+    from p5rec.pipeline import fit
+
+    config = tiny_config(train={**TINY_RUN["train"], "item_negatives": 8}, ids={"representation": "text"})
+    with pytest.raises(ValueError, match="item_negatives.*one token per item"):
+        fit(config, progress=False)
+
+
+def test_a_peft_wrapped_head_is_refused(setup):
     from p5rec.modeling.config import LoraSettings
     from p5rec.modeling.lora import apply_lora
 
     tok, model, item_ids, ids, mask, labels = setup
     wrapped = apply_lora(copy.deepcopy(model), LoraSettings(), trainable_token_ids=item_ids)
-    objective = CausalLMObjective(wrapped, sampled=SampledItems(item_ids, 3)).train()
-    assert objective.sampled is None  # its weight rows lack the trained token deltas
+    with pytest.raises(ValueError, match="plain linear output layer"):  # its rows lack the trained token deltas
+        CausalLMObjective(wrapped, sampled=SampledItems(item_ids, 3))

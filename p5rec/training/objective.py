@@ -91,10 +91,20 @@ class CausalLMObjective(nn.Module):
         super().__init__()
         self.model = model
         self._teacher = (teacher,)  # in a tuple: not a submodule, so not in the state dict nor trained
-        # Candidate logits read the head's weight rows directly: only a plain linear head has them all
-        # (a peft-wrapped head adds trained deltas in its forward), so any other keeps the full softmax.
-        plain_head = isinstance(_base(model).get_output_embeddings(), nn.Linear)
-        self.sampled = sampled if sampled is not None and sampled.active() and plain_head else None
+        self.negatives = 0
+        if sampled is not None and sampled.active():
+            head = _base(model).get_output_embeddings()
+            if not isinstance(head, nn.Linear):  # candidate logits read the head's rows; a peft head adds deltas
+                raise ValueError(
+                    f"`train.item_negatives` needs a plain linear output layer; this model's is a "
+                    f"{type(head).__name__} (a LoRA model's trained ID tokens): set `train.item_negatives=0`"
+                )
+            self.negatives = sampled.negatives
+            is_item = torch.zeros(head.weight.shape[0], dtype=torch.bool)
+            is_item[sampled.item_tokens] = True
+            # Not persistent: the state dict stays the model's; `.to()` (accelerate) moves them with it.
+            self.register_buffer("_items", sampled.item_tokens, persistent=False)
+            self.register_buffer("_is_item", is_item, persistent=False)
 
     @property
     def teacher(self) -> Teacher | None:
@@ -111,63 +121,42 @@ class CausalLMObjective(nn.Module):
         """
         keep = labels[:, 1:] != -100  # (B, T - 1)
         targets = labels[:, 1:][keep]
-        teacher = self.teacher
-        distilling = distil and teacher is not None and teacher.weight > 0 and bool(targets.numel())
-        hidden = _hidden(self.model, input_ids, attention_mask)
-        picked = hidden[:, :-1][keep]  # (N, d): the states that predict a label
-        is_item = None
-        if self.sampled is not None and self.training:
-            items = self.sampled.item_tokens.to(targets.device)
-            is_item = torch.isin(targets, items)
-        if is_item is None or not bool(is_item.any()):
-            logits = _head(self.model, picked)  # (N, V)
-            tokens = F.cross_entropy(logits, targets, reduction="none")  # (N,)
-            distillation = 0.0
-            if distilling:
-                with torch.no_grad():
-                    target = _head(teacher.model, _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep])
-                kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
-                distillation = teacher.weight * kl
-        else:
-            tokens, distillation = self._sampled_loss(
-                picked, targets, is_item, items, input_ids, attention_mask, keep, distilling
-            )
+        picked = _hidden(self.model, input_ids, attention_mask)[:, :-1][keep]  # (N, d): states with a label
+        draws, scored = self._draws(targets)  # scored: the labels ranked against the draws (None: every label, fully)
+        states = picked if scored is None else picked[scored]
+        logits = _label_logits(self.model, states, targets if scored is None else targets[scored], draws)
+        answer = targets if draws is None else targets.new_zeros(len(logits))  # the true item comes first
+        tokens = F.cross_entropy(logits, answer, reduction="none")  # (N,) or (scored,)
+        if scored is not None:  # the other labels (text) against the vocabulary
+            every = tokens.new_zeros(len(targets))
+            every[scored] = tokens
+            rest = ~scored
+            every[rest] = F.cross_entropy(_head(self.model, picked[rest]), targets[rest], reduction="none")
+            tokens = every
         rows = keep.nonzero()[:, 0]
         sums = tokens.new_zeros(len(input_ids)).index_add(0, rows, tokens)
         counts = keep.sum(1).to(tokens.dtype).clamp(min=1.0)
-        loss = tokens.mean() if tokens.numel() else hidden.sum() * 0.0  # a batch without labels: zero, in graph
+        loss = tokens.mean() if tokens.numel() else picked.sum() * 0.0  # a batch without labels: zero, in graph
+        teacher, distillation = self.teacher, 0.0
+        if distil and teacher is not None and teacher.weight > 0 and tokens.numel():
+            with torch.no_grad():
+                other = _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep]
+                other = other if scored is None else other[scored]
+                target = _label_logits(teacher.model, other, targets if scored is None else targets[scored], draws)
+            kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
+            share = 1.0 if scored is None else scored.float().mean()  # KL per label, as without sampling
+            distillation = teacher.weight * kl * share
         return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
 
-    def _sampled_loss(
-        self,
-        picked: torch.Tensor,
-        targets: torch.Tensor,
-        is_item: torch.Tensor,
-        items: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        keep: torch.Tensor,
-        distilling: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor | float]:
-        """Per-label cross-entropy with item labels scored against the true item and uniform draws
-        (text labels against the vocabulary), and the teacher's KL over the same candidates."""
-        draws = items[torch.randperm(len(items), device=items.device)[: self.sampled.negatives]]  # (K,)
-        item_targets = targets[is_item]
-        logits = _candidate_logits(self.model, picked[is_item], item_targets, draws)  # (n, 1 + K)
-        tokens = picked.new_zeros(len(targets), dtype=torch.float32)
-        tokens[is_item] = F.cross_entropy(logits, torch.zeros_like(item_targets), reduction="none")
-        text = ~is_item
-        if bool(text.any()):
-            tokens[text] = F.cross_entropy(_head(self.model, picked[text]), targets[text], reduction="none")
-        distillation: torch.Tensor | float = 0.0
-        teacher = self.teacher
-        if distilling:
-            with torch.no_grad():
-                states = _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep]
-                target = _candidate_logits(teacher.model, states[is_item], item_targets, draws)
-            kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
-            distillation = teacher.weight * kl * is_item.float().mean()
-        return tokens, distillation
+    def _draws(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """This batch's drawn items and the labels they score (item labels), or (None, None) for the
+        full softmax: in evaluation, without sampling, or when no label is an item."""
+        if not (self.negatives and self.training):
+            return None, None
+        scored = self._is_item[targets]
+        if not bool(scored.any()):
+            return None, None
+        return self._items[torch.randperm(len(self._items), device=targets.device)[: self.negatives]], scored
 
 
 _EXCLUDED = -1e30
@@ -185,6 +174,13 @@ def _hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Ten
 def _head(model: nn.Module, states: torch.Tensor) -> torch.Tensor:
     """Float logits over the vocabulary for `states` `(N, d)`."""
     return _base(model).get_output_embeddings()(states).float()
+
+
+def _label_logits(
+    model: nn.Module, states: torch.Tensor, targets: torch.Tensor, draws: torch.Tensor | None
+) -> torch.Tensor:
+    """Over the vocabulary without `draws`, else over each label's own target and the draws."""
+    return _head(model, states) if draws is None else _candidate_logits(model, states, targets, draws)
 
 
 def _candidate_logits(

@@ -127,6 +127,11 @@ def train(
             "`train.loss_on_prompt` needs a decoder-only backbone (model.architecture gpt2 or llama, or a "
             "GPT-style checkpoint); this model is an encoder-decoder, whose prompt is not predicted"
         )
+    if config.item_negatives and (encoder_decoder or not item_tokens):
+        raise ValueError(
+            f"`train.item_negatives` ({config.item_negatives}) samples item tokens, so it needs a decoder-only "
+            "backbone with one token per item (`ids.representation: tokens`, flat); set it to 0 for this model"
+        )
     if teacher is not None and encoder_decoder:
         raise ValueError("a `teacher` needs a decoder-only backbone; this model is an encoder-decoder")
     weighting, group_index = None, None
@@ -150,7 +155,7 @@ def train(
     if not encoder_decoder:  # logits only where a label is: the vocabulary holds every item
         if teacher is not None:
             teacher.model.to(accelerator.device).eval().requires_grad_(False)
-        sampled = SampledItems(item_tokens, config.item_negatives) if config.item_negatives and item_tokens else None
+        sampled = SampledItems(item_tokens, config.item_negatives) if config.item_negatives else None
         model = CausalLMObjective(model, teacher, sampled)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
