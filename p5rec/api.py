@@ -61,6 +61,7 @@ def predictor_for(
         # the config cannot tell a causal checkpoint from a seq2seq one (BART), the loaded model can.
         readout="next_item" if trains_history(config) and not is_encoder_decoder(model) else "answer",
         prompt_eos=config.model.prompt_eos,
+        copy_bonus=config.model.copy_bonus,
     )
 
 

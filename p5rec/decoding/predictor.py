@@ -13,13 +13,13 @@ import threading
 from collections.abc import Sequence
 
 import torch
-from transformers import LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import answer_distribution, rating_distribution
-from p5rec.decoding.text import VisibleTextLogitsProcessor, blank_tokens
+from p5rec.decoding.text import CopyBonusLogitsProcessor, VisibleTextLogitsProcessor, blank_tokens
 from p5rec.decoding.trie import ItemTrie
 from p5rec.ids.index import ItemIndex
 from p5rec.modeling.attention import attention_kernels
@@ -49,6 +49,8 @@ class Predictor:
         yes_no_readout: the earlier name of `readout`.
         prompt_eos: the model was trained with every prompt followed by eos (`model.prompt_eos`);
             decoder-only models only, encoder prompts always are.
+        copy_bonus: the model was trained with this bonus on its prompt's tokens in text answers
+            (`model.copy_bonus`); :meth:`write` adds it too. Decoder-only models.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Predictor:
         readout: str = "answer",
         yes_no_readout: str | None = None,
         prompt_eos: bool = False,
+        copy_bonus: float = 0.0,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -81,7 +84,9 @@ class Predictor:
                 f"`{name}='next_item'` needs a decoder-only model with one token per item "
                 "(`ids.representation: tokens`, flat IDs); use 'answer'"
             )
-        self.readout, self.prompt_eos = readout, prompt_eos
+        if copy_bonus and self.encoder_decoder:
+            raise ValueError(f"`copy_bonus` ({copy_bonus}) needs a decoder-only model; this one is an encoder-decoder")
+        self.readout, self.prompt_eos, self.copy_bonus = readout, prompt_eos, float(copy_bonus)
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -259,16 +264,18 @@ class Predictor:
                     no_repeat_ngram_size=4,  # small models loop ("is is is ..."); no real sentence repeats 4 pieces
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id,
-                    **({"logits_processor": LogitsProcessorList([self._text_processor()])} if text_answer else {}),
+                    **({"logits_processor": LogitsProcessorList(self._text_processors())} if text_answer else {}),
                 )
                 if not self.encoder_decoder:
                     gen = gen[:, batch["input_ids"].shape[1] :]
                 out += [t.strip() for t in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
         return out
 
-    def _text_processor(self) -> VisibleTextLogitsProcessor:
+    def _text_processors(self) -> list[LogitsProcessor]:
+        """The copy bonus the model was trained with (if any), then the visible-text rules."""
         blank, banned = self._text_rules
-        return VisibleTextLogitsProcessor(blank, banned, self.tokenizer.eos_token_id)
+        copy = [CopyBonusLogitsProcessor(self.copy_bonus, self.tokenizer.all_special_ids)] if self.copy_bonus else []
+        return [*copy, VisibleTextLogitsProcessor(blank, banned, self.tokenizer.eos_token_id)]
 
     @torch.inference_mode()
     def answer_distribution(self, prompts: Sequence[str], answers: Sequence[str]) -> list[list[float]]:

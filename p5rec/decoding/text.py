@@ -3,15 +3,18 @@
 A small model trained mostly to answer with item IDs often ends a summary at once, or after a lone
 word-boundary piece ("▁"), or writes ID tokens that decode to nothing: an empty answer, which no
 reference is. This processor forbids ID and special tokens, and the end of the answer until it
-holds a visible character.
+holds a visible character. `CopyBonusLogitsProcessor` adds the copy bonus a model was trained
+with (`model.copy_bonus`) to the tokens of each row's prompt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
 
-__all__ = ["VisibleTextLogitsProcessor", "blank_tokens"]
+__all__ = ["CopyBonusLogitsProcessor", "VisibleTextLogitsProcessor", "blank_tokens"]
 
 
 def blank_tokens(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> torch.Tensor:
@@ -52,3 +55,39 @@ class VisibleTextLogitsProcessor(LogitsProcessor):
         visible = (~self.blank[input_ids[:, self._start :]]).any(dim=1)
         scores[~visible, self.eos] = -float("inf")
         return scores
+
+
+class CopyBonusLogitsProcessor(LogitsProcessor):
+    """Adds `bonus` to the score of every token that occurs in a row's prompt and not yet in its
+    answer, except `exclude`.
+
+    Decoder-only models: the prompt is what `input_ids` holds at the first call (its padding is a
+    special token, excluded); what follows it at a later call is the answer so far, whose tokens
+    lose the bonus (a source token is copied once, so the bonus cannot make a loop). This is the
+    decoding half of `model.copy_bonus`; the training objective adds the same bonus at the
+    answer's labels, so the model's own logits are learned around it. Beams of one prompt share
+    the prompt, so beam search's reordering keeps each row's set.
+    """
+
+    def __init__(self, bonus: float, exclude: Sequence[int] = ()) -> None:
+        if not bonus > 0 or bonus == float("inf"):
+            raise ValueError(f"`bonus` ({bonus!r}) must be a finite number > 0")
+        self.bonus = float(bonus)
+        self.exclude = torch.tensor(sorted(set(exclude)), dtype=torch.long)
+        self._added: torch.Tensor | None = None  # (rows, vocab) bonus, from the prompt at the first call
+        self._start = 0  # the prompt's width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._added is None:
+            width = scores.shape[1]
+            present = torch.zeros(input_ids.shape[0], width, dtype=torch.bool, device=scores.device)
+            rows, cols = (input_ids < width).nonzero(as_tuple=True)  # ids past the output layer mark nothing
+            present[rows, input_ids[rows, cols]] = True
+            exclude = self.exclude[self.exclude < width].to(scores.device)
+            present[:, exclude] = False
+            self._added, self._start = present.to(scores.dtype) * self.bonus, input_ids.shape[1]
+        added = self._added
+        answer = input_ids[:, self._start :]
+        if answer.numel():
+            added = added.scatter(1, answer, 0.0)
+        return scores + added

@@ -51,6 +51,11 @@ class ModelConfig:
             item (an answer after the eos would have to read the history back). Off by default:
             measured on one seed it lifted the text answers but broke two held-out next-item
             templates on Musical Instruments (docs/benchmarks.md).
+        copy_bonus: added to the logit of every token of the prompt (special tokens aside) while a
+            text answer (explanation, review summary) is trained and written, decoder-only models:
+            a feature "this word is in the input" that a small model does not learn to compute
+            itself, so that its summaries take their words from the review instead of writing one
+            title for every review (a pointer-generator's copy path, with a fixed gate). 0: off.
     """
 
     backbone: str = AUTO
@@ -62,6 +67,7 @@ class ModelConfig:
     attention_dropout: float | None = None
     text_dropout: float | None = None
     prompt_eos: bool = False
+    copy_bonus: float = 0.0
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -74,6 +80,8 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` ({value!r}) must be in [0, 1)")
+        if not self.copy_bonus >= 0.0 or self.copy_bonus == float("inf"):
+            raise ValueError(f"`copy_bonus` ({self.copy_bonus!r}) must be a finite number >= 0")
 
     @property
     def is_preset(self) -> bool:

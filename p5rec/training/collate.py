@@ -32,6 +32,9 @@ class Encoded:
     history_free: list[bool] | None = None
     # Per example: its task is distilled from a teacher; the collator passes it on as `distil`.
     distil: list[bool] | None = None
+    # Per example: its answer gets the copy bonus (`ModelConfig.copy_bonus`: text answers); the
+    # causal collator passes the prompt positions of those rows on as `copy_source`.
+    copy: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -136,7 +139,8 @@ class Seq2SeqCollator:
 class CausalCollator:
     """Joins prompt + target for a decoder-only model; the loss covers the target, plus the
     `prompt_labels` of each example (next items inside the history), or with `loss_on_prompt` every
-    prompt token."""
+    prompt token. Rows marked `copy` add `copy_source` (B, T): their prompt positions, whose tokens
+    the objective's copy bonus favours in their answers."""
 
     def __init__(self, encoded: Encoded, pad_token_id: int, eos_token_id: int, loss_on_prompt: bool = False) -> None:
         self.encoded, self.pad, self.loss_on_prompt = encoded, pad_token_id, loss_on_prompt
@@ -156,6 +160,10 @@ class CausalCollator:
                 rows, positions, tokens = torch.tensor(cells).unbind(1)
                 labels[rows, positions] = tokens
         batch["labels"] = labels
+        if self.encoded.copy is not None and any(self.encoded.copy[i] for i in indices):
+            copying = torch.tensor([self.encoded.copy[i] for i in indices])
+            lengths = torch.tensor([len(self.encoded.input_ids[i]) for i in indices])
+            batch["copy_source"] = (torch.arange(ids.shape[1]) < lengths[:, None]) & copying[:, None]
         return _with_groups(batch, self.encoded, indices)
 
 

@@ -26,6 +26,7 @@ from transformers import PreTrainedTokenizerBase
 
 from p5rec.modeling.config import ModelConfig
 from p5rec.templates.render import Example
+from p5rec.templates.tasks import TASKS
 from p5rec.training.collate import (
     CausalCollator,
     Encoded,
@@ -190,6 +191,8 @@ class EpochLoader:
             enc.history_free = [t not in with_history for t in tasks]
         if self.distil_tasks is not None:
             enc.distil = [t in self.distil_tasks for t in tasks]
+        if self.model_config.copy_bonus and not self.encoder_decoder:
+            enc.copy = [TASKS[t].kind == "text" for t in tasks]
         lengths = [len(a) + len(b) for a, b in zip(enc.input_ids, enc.labels)]
         if config.group_by_length is False:  # one task per batch; random for prompts that carry a history
             batches = task_batches(tasks, lengths, config.batch_size, rng, with_history)

@@ -17,7 +17,7 @@ model it holds; `.model` is the language model that is saved and used for decodi
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 import torch
@@ -85,13 +85,30 @@ class CausalLMObjective(nn.Module):
         teacher: pulls the model's distribution toward the teacher's on batches marked `distil`.
         sampled: score item labels against sampled items in training (see `SampledItems`); a head
             that is not a plain `nn.Linear` (a peft-wrapped one) keeps the full softmax.
+        copy_bonus: added to the vocabulary logit of every token of a row's prompt at that row's
+            labels, for the rows a batch's `copy_source` marks (`ModelConfig.copy_bonus`; the
+            `Predictor` adds the same when it writes), except `copy_exclude` (special tokens).
     """
 
-    def __init__(self, model: nn.Module, teacher: Teacher | None = None, sampled: SampledItems | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        teacher: Teacher | None = None,
+        sampled: SampledItems | None = None,
+        copy_bonus: float = 0.0,
+        copy_exclude: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         self.model = model
         self._teacher = (teacher,)  # in a tuple: not a submodule, so not in the state dict nor trained
         self.negatives = 0
+        self.copy_bonus = float(copy_bonus)
+        if self.copy_bonus:
+            head = _base(model).get_output_embeddings()
+            vocab = head.weight.shape[0] if hasattr(head, "weight") else _base(model).config.vocab_size
+            copyable = torch.ones(vocab, dtype=torch.bool)
+            copyable[[t for t in copy_exclude if 0 <= t < vocab]] = False
+            self.register_buffer("_copyable", copyable, persistent=False)
         if sampled is not None and sampled.active():
             head = _base(model).get_output_embeddings()
             if not isinstance(head, nn.Linear):  # candidate logits read the head's rows; a peft head adds deltas
@@ -111,29 +128,40 @@ class CausalLMObjective(nn.Module):
         return self._teacher[0]
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor, distil: bool = False
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        distil: bool = False,
+        copy_source: torch.Tensor | None = None,
     ) -> ObjectiveOutput:
         """Labels are aligned with `input_ids` (-100: no loss); position t predicts label t + 1, as in HF.
 
         With `distil` (and a teacher), `loss` adds the teacher's weight times the mean KL divergence
         from the teacher's distribution to the model's at the labelled positions; `per_example`
-        stays the cross-entropy.
+        stays the cross-entropy. `copy_source` (B, T) marks the prompt positions whose tokens get
+        the copy bonus in their row's answer.
         """
         keep = labels[:, 1:] != -100  # (B, T - 1)
         targets = labels[:, 1:][keep]
+        rows = keep.nonzero()[:, 0]
         picked = _hidden(self.model, input_ids, attention_mask)[:, :-1][keep]  # (N, d): states with a label
+        bonus = self._bonus(input_ids, copy_source, rows, targets)  # (N, V) or None
         draws, scored = self._draws(targets)  # scored: the labels ranked against the draws (None: every label, fully)
         states = picked if scored is None else picked[scored]
         logits = _label_logits(self.model, states, targets if scored is None else targets[scored], draws)
+        if scored is None and bonus is not None:
+            logits = logits + bonus
         answer = targets if draws is None else targets.new_zeros(len(logits))  # the true item comes first
         tokens = F.cross_entropy(logits, answer, reduction="none")  # (N,) or (scored,)
         if scored is not None:  # the other labels (text) against the vocabulary
             every = tokens.new_zeros(len(targets))
             every[scored] = tokens
             rest = ~scored
-            every[rest] = F.cross_entropy(_head(self.model, picked[rest]), targets[rest], reduction="none")
+            text = _head(self.model, picked[rest])
+            text = text if bonus is None else text + bonus[rest]
+            every[rest] = F.cross_entropy(text, targets[rest], reduction="none")
             tokens = every
-        rows = keep.nonzero()[:, 0]
         sums = tokens.new_zeros(len(input_ids)).index_add(0, rows, tokens)
         counts = keep.sum(1).to(tokens.dtype).clamp(min=1.0)
         loss = tokens.mean() if tokens.numel() else picked.sum() * 0.0  # a batch without labels: zero, in graph
@@ -143,10 +171,32 @@ class CausalLMObjective(nn.Module):
                 other = _hidden(teacher.model, input_ids, attention_mask)[:, :-1][keep]
                 other = other if scored is None else other[scored]
                 target = _label_logits(teacher.model, other, targets if scored is None else targets[scored], draws)
+                if scored is None and bonus is not None:
+                    target = target + bonus
             kl = F.kl_div(logits.log_softmax(-1), target.log_softmax(-1), log_target=True, reduction="batchmean")
             share = 1.0 if scored is None else scored.float().mean()  # KL per label, as without sampling
             distillation = teacher.weight * kl * share
         return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
+
+    def _bonus(
+        self, input_ids: torch.Tensor, source: torch.Tensor | None, rows: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The copy bonus per label `(N, V)`: `copy_bonus` at the tokens of its row's marked prompt
+        positions (never special tokens) that the row's earlier labels (the answer so far) do not
+        hold, else 0; None when nothing is marked or the bonus is off."""
+        if not self.copy_bonus or source is None:  # the collator sends `copy_source` only when a row copies
+            return None
+        present = torch.zeros(len(input_ids), len(self._copyable), dtype=torch.bool, device=input_ids.device)
+        where = source.nonzero()
+        present[where[:, 0], input_ids[where[:, 0], where[:, 1]]] = True
+        present &= self._copyable
+        per_label = present[rows]
+        # Each source token once: labels come in row order, so a row's earlier labels are the ones before.
+        for back in range(1, int(torch.bincount(rows).max()) if len(rows) else 0):
+            later = torch.arange(back, len(rows), device=rows.device)
+            same = later[rows[later] == rows[later - back]]
+            per_label[same, targets[same - back]] = False
+        return per_label.float() * self.copy_bonus
 
     def _draws(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """This batch's drawn items and the labels they score (item labels), or (None, None) for the

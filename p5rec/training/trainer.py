@@ -103,7 +103,8 @@ def train(
         model, tokenizer: the backbone (with LoRA applied or not) and its tokenizer.
         builder: renders each epoch's examples (`ExampleBuilder`, or a mixture of several).
         config: optimization, checkpoint, weighting, validation and logging settings.
-        model_config: token limits, and `text_dropout` for batches without an item history.
+        model_config: token limits, `text_dropout` for batches without an item history, and
+            `copy_bonus` for text answers.
         on_epoch_end: called with (epoch, unwrapped model); returned metrics are logged.
         progress: show the progress bar (main process only).
         validate: unwrapped model -> {"task/metric": value} on the validation split; enables
@@ -132,6 +133,11 @@ def train(
             f"`train.item_negatives` ({config.item_negatives}) samples item tokens, so it needs a decoder-only "
             "backbone with one token per item (`ids.representation: tokens`, flat); set it to 0 for this model"
         )
+    if model_config.copy_bonus and encoder_decoder:
+        raise ValueError(
+            f"`model.copy_bonus` ({model_config.copy_bonus}) needs a decoder-only backbone, whose prompt and "
+            "answer share one sequence; this model is an encoder-decoder: set it to 0"
+        )
     if teacher is not None and encoder_decoder:
         raise ValueError("a `teacher` needs a decoder-only backbone; this model is an encoder-decoder")
     weighting, group_index = None, None
@@ -156,7 +162,7 @@ def train(
         if teacher is not None:
             teacher.model.to(accelerator.device).eval().requires_grad_(False)
         sampled = SampledItems(item_tokens, config.item_negatives) if config.item_negatives else None
-        model = CausalLMObjective(model, teacher, sampled)
+        model = CausalLMObjective(model, teacher, sampled, model_config.copy_bonus, tokenizer.all_special_ids)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # Rating and text batches train at their own dropout; the model's rates are found once, here.
