@@ -52,6 +52,7 @@ def test_the_loss_adds_the_bonus_to_the_prompts_unwritten_tokens_at_the_copying_
     logits[0, answer_start] += added
     added[6] = 0.0  # once written, 6 is not favoured again
     logits[0, answer_start + 1 :] += added
+    logits[0, answer_start + 1, 7] += bonus  # after 6, the token that follows 6 in the prompt: 7
     losses = F.cross_entropy(logits[keep], labels[:, 1:][keep], reduction="none")
     assert out.loss.item() == pytest.approx(losses.mean().item(), rel=1e-5)
     plain = CausalLMObjective(model).eval()(**{k: v for k, v in batch.items() if k != "copy_source"})
@@ -67,7 +68,7 @@ def test_without_a_bonus_the_marks_change_nothing(setup):
     assert torch.equal(marked.per_example, plain.per_example)
 
 
-def test_the_processor_adds_the_bonus_to_each_rows_prompt_tokens_not_yet_written():
+def test_the_processor_favours_the_prompts_unwritten_tokens_and_the_next_piece_of_a_copy():
     processor = CopyBonusLogitsProcessor(2.0, exclude=[0])
     prompt = torch.tensor([[0, 0, 3, 4], [5, 3, 6, 7]])  # row 0 left-padded with the special token 0
     first = processor(prompt, torch.zeros(2, 10))
@@ -77,8 +78,9 @@ def test_the_processor_adds_the_bonus_to_each_rows_prompt_tokens_not_yet_written
     later = processor(torch.cat([prompt, torch.tensor([[8], [9]])], 1), torch.zeros(2, 10))
     assert torch.equal(later, first)  # the answer's own tokens are not the source
     after = processor(torch.cat([prompt, torch.tensor([[8, 3], [9, 6]])], 1), torch.zeros(2, 10))
-    assert after[0].nonzero().flatten().tolist() == [4]  # a prompt token once written loses its bonus
-    assert after[1].nonzero().flatten().tolist() == [3, 5, 7]
+    # A prompt token once written loses its bonus; the one after it in the prompt gets it twice.
+    assert {k: v for k, v in enumerate(after[0].tolist()) if v} == {4: 4.0}
+    assert {k: v for k, v in enumerate(after[1].tolist()) if v} == {3: 2.0, 5: 2.0, 7: 4.0}
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan")])

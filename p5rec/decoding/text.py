@@ -59,7 +59,8 @@ class VisibleTextLogitsProcessor(LogitsProcessor):
 
 class CopyBonusLogitsProcessor(LogitsProcessor):
     """Adds `bonus` to the score of every token that occurs in a row's prompt and not yet in its
-    answer, except `exclude`.
+    answer, except `exclude`, and `bonus` more to each token that follows the answer's last token
+    somewhere in the prompt (the next piece of what is being copied).
 
     Decoder-only models: the prompt is what `input_ids` holds at the first call (its padding is a
     special token, excluded); what follows it at a later call is the answer so far, whose tokens
@@ -90,4 +91,12 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
         answer = input_ids[:, self._start :]
         if answer.numel():
             added = added.scatter(1, answer, 0.0)
+            prompt, copyable = input_ids[:, : self._start], self._copyable(input_ids[:, : self._start])
+            match = (prompt[:, :-1] == answer[:, -1:]) & copyable[:, :-1] & copyable[:, 1:]
+            follows = torch.zeros_like(added).scatter_add_(1, prompt[:, 1:], match.to(added.dtype)) > 0
+            added = added + follows.to(added.dtype) * self.bonus
         return scores + added
+
+    def _copyable(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Whether each token may be copied (not excluded, inside the output layer)."""
+        return ~torch.isin(tokens, self.exclude.to(tokens.device)) & (tokens < self._added.shape[1])

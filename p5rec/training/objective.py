@@ -146,7 +146,7 @@ class CausalLMObjective(nn.Module):
         targets = labels[:, 1:][keep]
         rows = keep.nonzero()[:, 0]
         picked = _hidden(self.model, input_ids, attention_mask)[:, :-1][keep]  # (N, d): states with a label
-        bonus = self._bonus(input_ids, copy_source, rows, targets)  # (N, V) or None
+        bonus = self._bonus(input_ids, copy_source, keep, targets)  # (N, V) or None
         draws, scored = self._draws(targets)  # scored: the labels ranked against the draws (None: every label, fully)
         states = picked if scored is None else picked[scored]
         logits = _label_logits(self.model, states, targets if scored is None else targets[scored], draws)
@@ -179,13 +179,18 @@ class CausalLMObjective(nn.Module):
         return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
 
     def _bonus(
-        self, input_ids: torch.Tensor, source: torch.Tensor | None, rows: torch.Tensor, targets: torch.Tensor
+        self, input_ids: torch.Tensor, source: torch.Tensor | None, keep: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor | None:
-        """The copy bonus per label `(N, V)`: `copy_bonus` at the tokens of its row's marked prompt
-        positions (never special tokens) that the row's earlier labels (the answer so far) do not
-        hold, else 0; None when nothing is marked or the bonus is off."""
+        """The copy bonus per label `(N, V)`, or None when nothing is marked or the bonus is off.
+
+        `copy_bonus` at the tokens of the row's marked prompt positions (never special tokens) that
+        the answer so far (the row's earlier labels) does not hold, and `copy_bonus` more at each
+        token that follows, somewhere in the source, the answer's previous token: the next piece of
+        a word or phrase being copied (what a pointer's attention moving one position on gives).
+        """
         if not self.copy_bonus or source is None:  # the collator sends `copy_source` only when a row copies
             return None
+        rows = keep.nonzero()[:, 0]
         present = torch.zeros(len(input_ids), len(self._copyable), dtype=torch.bool, device=input_ids.device)
         where = source.nonzero()
         present[where[:, 0], input_ids[where[:, 0], where[:, 1]]] = True
@@ -196,7 +201,15 @@ class CausalLMObjective(nn.Module):
             later = torch.arange(back, len(rows), device=rows.device)
             same = later[rows[later] == rows[later - back]]
             per_label[same, targets[same - back]] = False
-        return per_label.float() * self.copy_bonus
+        # Continuing a copy: the label's input token (the answer's previous one; not for the first
+        # answer token, whose input is the prompt's last) where it occurs in the source, the token after it.
+        previous = input_ids[:, :-1][keep]
+        answering = ~source[:, :-1][keep]
+        src, ids = source[rows], input_ids[rows]
+        match = (ids[:, :-1] == previous[:, None]) & src[:, :-1] & src[:, 1:] & answering[:, None]
+        follows = torch.zeros(per_label.shape, device=ids.device).scatter_add_(1, ids[:, 1:], match.float())
+        follows = (follows > 0) & self._copyable
+        return (per_label.float() + follows.float()) * self.copy_bonus
 
     def _draws(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """This batch's drawn items and the labels they score (item labels), or (None, None) for the
