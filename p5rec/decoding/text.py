@@ -77,6 +77,7 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
         self.exclude = torch.tensor(sorted(set(exclude)), dtype=torch.long)
         self._added: torch.Tensor | None = None  # (rows, vocab) bonus, from the prompt at the first call
         self._start = 0  # the prompt's width
+        self._pairs: torch.Tensor | None = None  # (rows, width - 1): prompt positions j where j, j + 1 may be copied
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._added is None:
@@ -87,16 +88,14 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
             exclude = self.exclude[self.exclude < width].to(scores.device)
             present[:, exclude] = False
             self._added, self._start = present.to(scores.dtype) * self.bonus, input_ids.shape[1]
+            copyable = ~torch.isin(input_ids, exclude) & (input_ids < width)  # per prompt position, once
+            self._pairs = copyable[:, :-1] & copyable[:, 1:]  # a copyable token followed by one
         added = self._added
         answer = input_ids[:, self._start :]
         if answer.numel():
             added = added.scatter(1, answer, 0.0)
-            prompt, copyable = input_ids[:, : self._start], self._copyable(input_ids[:, : self._start])
-            match = (prompt[:, :-1] == answer[:, -1:]) & copyable[:, :-1] & copyable[:, 1:]
+            prompt = input_ids[:, : self._start]
+            match = (prompt[:, :-1] == answer[:, -1:]) & self._pairs
             follows = torch.zeros_like(added).scatter_add_(1, prompt[:, 1:], match.to(added.dtype)) > 0
             added = added + follows.to(added.dtype) * self.bonus
         return scores + added
-
-    def _copyable(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Whether each token may be copied (not excluded, inside the output layer)."""
-        return ~torch.isin(tokens, self.exclude.to(tokens.device)) & (tokens < self._added.shape[1])

@@ -146,7 +146,7 @@ class CausalLMObjective(nn.Module):
         targets = labels[:, 1:][keep]
         rows = keep.nonzero()[:, 0]
         picked = _hidden(self.model, input_ids, attention_mask)[:, :-1][keep]  # (N, d): states with a label
-        bonus = self._bonus(input_ids, copy_source, keep, targets)  # (N, V) or None
+        bonus = self._bonus(input_ids, copy_source, keep)  # (N, V) or None
         draws, scored = self._draws(targets)  # scored: the labels ranked against the draws (None: every label, fully)
         states = picked if scored is None else picked[scored]
         logits = _label_logits(self.model, states, targets if scored is None else targets[scored], draws)
@@ -178,38 +178,29 @@ class CausalLMObjective(nn.Module):
             distillation = teacher.weight * kl * share
         return ObjectiveOutput(loss=loss + distillation, per_example=sums / counts, distillation=distillation)
 
-    def _bonus(
-        self, input_ids: torch.Tensor, source: torch.Tensor | None, keep: torch.Tensor, targets: torch.Tensor
-    ) -> torch.Tensor | None:
+    def _bonus(self, input_ids: torch.Tensor, source: torch.Tensor | None, keep: torch.Tensor) -> torch.Tensor | None:
         """The copy bonus per label `(N, V)`, or None when nothing is marked or the bonus is off.
 
         `copy_bonus` at the tokens of the row's marked prompt positions (never special tokens) that
-        the answer so far (the row's earlier labels) does not hold, and `copy_bonus` more at each
-        token that follows, somewhere in the source, the answer's previous token: the next piece of
-        a word or phrase being copied (what a pointer's attention moving one position on gives).
+        the answer so far does not hold, and `copy_bonus` more at each token that follows, somewhere
+        in the source, the answer's previous token: the next piece of a word or phrase being copied
+        (what a pointer's attention moving one position on gives). The label at input position p
+        has written the answer's tokens at the unmarked positions up to p, and follows the token at p.
         """
         if not self.copy_bonus or source is None:  # the collator sends `copy_source` only when a row copies
             return None
-        rows = keep.nonzero()[:, 0]
-        present = torch.zeros(len(input_ids), len(self._copyable), dtype=torch.bool, device=input_ids.device)
-        where = source.nonzero()
-        present[where[:, 0], input_ids[where[:, 0], where[:, 1]]] = True
-        present &= self._copyable
-        per_label = present[rows]
-        # Each source token once: labels come in row order, so a row's earlier labels are the ones before.
-        for back in range(1, int(torch.bincount(rows).max()) if len(rows) else 0):
-            later = torch.arange(back, len(rows), device=rows.device)
-            same = later[rows[later] == rows[later - back]]
-            per_label[same, targets[same - back]] = False
-        # Continuing a copy: the label's input token (the answer's previous one; not for the first
-        # answer token, whose input is the prompt's last) where it occurs in the source, the token after it.
-        previous = input_ids[:, :-1][keep]
-        answering = ~source[:, :-1][keep]
-        src, ids = source[rows], input_ids[rows]
-        match = (ids[:, :-1] == previous[:, None]) & src[:, :-1] & src[:, 1:] & answering[:, None]
-        follows = torch.zeros(per_label.shape, device=ids.device).scatter_add_(1, ids[:, 1:], match.float())
-        follows = (follows > 0) & self._copyable
-        return (per_label.float() + follows.float()) * self.copy_bonus
+        rows, at = keep.nonzero(as_tuple=True)
+        src, ids = source[rows], input_ids[rows]  # (N, T): each label's row
+        before = torch.arange(ids.shape[1], device=ids.device)[None, :] <= at[:, None]
+        previous = ids.gather(1, at[:, None])  # the label's input token
+        answering = ~src.gather(1, at[:, None])  # not the first answer token, whose input is the prompt's last
+        nexts = torch.zeros_like(src)
+        nexts[:, 1:] = (ids[:, :-1] == previous) & src[:, :-1] & src[:, 1:] & answering
+        copy = _tokens_at(input_ids, source, self._copyable)[rows]  # the prompt's tokens, per row once
+        copy[_cells(ids, ~src & before)] = False  # ... but not those the answer holds already
+        follows = torch.zeros_like(copy)
+        follows[_cells(ids, nexts)] = True
+        return (copy.float() + (follows & self._copyable).float()) * self.copy_bonus
 
     def _draws(self, targets: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """This batch's drawn items and the labels they score (item labels), or (None, None) for the
@@ -223,6 +214,19 @@ class CausalLMObjective(nn.Module):
 
 
 _EXCLUDED = -1e30
+
+
+def _cells(ids: torch.Tensor, where: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index of the `(row, token)` cells of the tokens of `ids` `(N, T)` at the positions `where` marks."""
+    rows, positions = where.nonzero(as_tuple=True)
+    return rows, ids[rows, positions]
+
+
+def _tokens_at(ids: torch.Tensor, where: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """`(N, V)` bool: per row, the `allowed` tokens of `ids` at the positions `where` marks."""
+    present = torch.zeros(len(ids), len(allowed), dtype=torch.bool, device=ids.device)
+    present[_cells(ids, where)] = True
+    return present & allowed
 
 
 def _base(model: nn.Module) -> nn.Module:
