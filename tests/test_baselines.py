@@ -281,6 +281,12 @@ def test_retrieval_explainer_copies_the_items_explanation_then_the_features():
     assert r.explain("b", "tone") == "bright tone"
     assert r.explain("z", "tone") == "warm tone"  # the feature's most frequent one
     assert r.explain("c", "price") == "warm tone"  # no explanation for the feature: the most frequent overall
+    # One row's own text left out (a training prompt must not show its own answer):
+    assert r.explain("a", "tone", leave_out="warm tone") == "clear tone"  # 1 "warm" left ties 1 "clear": the other
+    assert r.explain("a", "tone", leave_out="clear tone") == "warm tone"
+    assert r.explain("b", "tone", leave_out="bright tone") == "warm tone"  # b's only one: the feature's
+    alone = RetrievalExplainer().fit(["a"], ["tone"], ["only one"])
+    assert alone.explain("a", "tone", leave_out="only one") == ""  # nothing else to show
     with pytest.raises(ValueError, match="must be aligned"):
         RetrievalExplainer().fit(["a"], [], ["x"])
     with pytest.raises(ValueError, match="nothing to copy"):

@@ -191,3 +191,31 @@ def test_average_ratings_leave_out_the_rows_own_rating(builder):
         for e in examples:
             own = float(c["rating"][e.meta["row"]]) if split == "train" else None
             assert e.input == f"{means.user(e.user, own):.1f} {means.item(e.item, own):.1f}"
+
+
+def test_similar_explanation_is_the_retrieval_baselines_answer_without_the_rows_own(builder):
+    """Test rows show what the retrieval baseline answers; a training row never shows its own sentence."""
+    from p5rec.evaluation.baselines import RetrievalExplainer
+    from p5rec.templates.template import PromptTemplate
+
+    b, c = builder, builder._cols
+    templates = TemplateSet([PromptTemplate("sim", "explanation", "{{ item_id }} : {{ similar_explanation }}",
+                                            "{{ explanation }}")])  # fmt: skip
+    mine = ExampleBuilder(b.data, b.splits, b.items, b.users, templates, b.config)
+    train = b.splits.review_rows("train").tolist()
+    retrieval = RetrievalExplainer().fit(*([c[k][r] for r in train] for k in ("item_id", "feature", "explanation")))
+    test = mine.eval_examples("explanation", "test", np.random.default_rng(0), template_ids=["sim"])
+    assert test
+    for e in test:
+        row = e.meta["row"]
+        assert e.input == f"{b.items.id_of(e.item)} : {retrieval.explain(e.item, c['feature'][row])}"
+    own = 0
+    for e in mine.eval_examples("explanation", "train", np.random.default_rng(0), template_ids=["sim"]):
+        row = e.meta["row"]
+        others = [c["explanation"][r] for r in train if r != row and c["item_id"][r] == e.item
+                  and c["feature"][r] == c["feature"][row]]  # fmt: skip
+        shown = e.input.split(" : ", 1)[1]
+        own += shown == e.target
+        if shown == e.target:  # only when another training row wrote the same sentence
+            assert e.target in others or e.target in [c["explanation"][r] for r in train if r != row]
+    assert own < len(train) / 2

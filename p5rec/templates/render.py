@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from p5rec.data.rating_means import RatingMeans
+from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
 from p5rec.ids.index import ItemIndex, UserIndex
@@ -94,6 +95,8 @@ class ExampleBuilder:
             if self._cols["rating"][r] > 0:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
         self._means: RatingMeans | None = None  # fitted on `_rated` when first needed (templates showing averages)
+        self._retrieval: RetrievalExplainer | None = None  # fitted when a template shows `similar_explanation`
+        self._train_reviews: frozenset[int | None] = frozenset()  # its training rows
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:
@@ -185,6 +188,8 @@ class ExampleBuilder:
             extra["user_ratings"] = self._user_ratings(user, row)
         if used & AVERAGE_VARIABLES:
             extra.update(self._averages(user, item, row))
+        if "similar_explanation" in used:
+            extra["similar_explanation"] = self._similar_explanation(item, extra.get("feature", ""), row)
         return prompt_variables(
             self.users.id_of(user) if user else "",
             (self._item_id[item], self.titles.get(item, "")) if item else None,
@@ -212,6 +217,19 @@ class ExampleBuilder:
         # A training row counts in its user's averages: leave its own rating out.
         own = float(c["rating"][row]) if row is not None and row in self._rated.get(user, ()) else None
         return rating_averages(self._means, user, item, own)
+
+    def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
+        """The retrieval baseline's explanation for (item, feature) over the training reviews; a
+        training row's own explanation does not count (the test rows' are unknown to it too)."""
+        c = self._cols
+        if self._retrieval is None:
+            rows = self.splits.review_rows("train").tolist()
+            self._train_reviews = frozenset(rows)
+            self._retrieval = RetrievalExplainer().fit(
+                [c["item_id"][r] for r in rows], [c["feature"][r] for r in rows], [c["explanation"][r] for r in rows]
+            )
+        own = c["explanation"][row] if row in self._train_reviews else None
+        return self._retrieval.explain(item, feature, leave_out=own or None)
 
     def _contexts(
         self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None

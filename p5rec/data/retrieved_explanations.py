@@ -1,0 +1,77 @@
+"""Retrieved explanations: the most frequent training explanation of an item's feature.
+
+One owner for the retrieval rule, used twice: the explanation baseline that `p5rec evaluate`
+scores (`RetrievalExplainer.explain`), and the `similar_explanation` prompt variable, which shows
+the model that same retrieved sentence so it can copy or adapt it (leaving out the asked row's own
+explanation in training, as the test rows' explanations are unknown to the retrieval).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+
+__all__ = ["RetrievalExplainer"]
+
+_Top = tuple[tuple[str, int], ...]  # the two most frequent texts of a key, with their counts
+
+
+class RetrievalExplainer:
+    """Copy a training explanation instead of writing one.
+
+    For a (user, item, feature) request it returns the most frequent training explanation of the
+    same item for that feature; failing that, the most frequent training explanation of the feature
+    (any item); failing that, the most frequent explanation overall. Ties go to the text seen first.
+
+    >>> r = RetrievalExplainer().fit(["a", "a", "b"], ["tone", "tone", "tone"], ["warm tone", "warm tone", "bright"])
+    >>> r.explain("a", "tone"), r.explain("c", "tone"), r.explain("c", "price")
+    ('warm tone', 'warm tone', 'warm tone')
+    >>> r.explain("b", "tone", leave_out="bright")  # b's only explanation left out: the feature's
+    'warm tone'
+    """
+
+    def __init__(self) -> None:
+        self._levels: tuple[dict[Hashable, _Top], ...] = ()
+
+    def fit(self, items: Sequence[str], features: Sequence[str], explanations: Sequence[str]) -> RetrievalExplainer:
+        """Learn from aligned training rows (rows without an explanation are skipped)."""
+        if not (len(items) == len(features) == len(explanations)):
+            raise ValueError(
+                f"`items` ({len(items)}), `features` ({len(features)}) and `explanations` ({len(explanations)}) "
+                "must be aligned"
+            )
+        pair: dict[Hashable, Counter] = defaultdict(Counter)
+        feature: dict[Hashable, Counter] = defaultdict(Counter)
+        overall: dict[Hashable, Counter] = defaultdict(Counter)
+        for item, feat, text in zip(items, features, explanations):
+            if not text:
+                continue
+            pair[(item, feat)][text] += 1
+            feature[feat][text] += 1
+            overall[None][text] += 1
+        if not overall:
+            raise ValueError("no training row has an explanation: the retrieval baseline has nothing to copy")
+        # most_common keeps first-seen order among equal counts; two entries are enough to leave one row out.
+        levels = (pair, feature, overall)
+        self._levels = tuple({k: tuple(c.most_common(2)) for k, c in level.items()} for level in levels)
+        return self
+
+    def explain(self, item: str, feature: str, leave_out: str | None = None) -> str:
+        """The retrieved explanation; `leave_out`: one training row's own text that must not count
+        (a training prompt showing the retrieval of its own row would show its answer). '' when
+        nothing else is left."""
+        if not self._levels:
+            raise ValueError("RetrievalExplainer is not fitted: call fit(items, features, explanations) first")
+        for level, key in zip(self._levels, ((item, feature), feature, None)):
+            top = level.get(key)
+            if not top:
+                continue
+            (text, n), *rest = top
+            if leave_out is None or text != leave_out:
+                return text
+            other = rest[0] if rest else ("", 0)
+            if other[1] >= n - 1 and other[1] > 0:  # on a tie, another row's text
+                return other[0]
+            if n - 1 > 0:
+                return text
+        return ""
