@@ -13,10 +13,11 @@ writer and checked reader are `p5rec.model_dir`. Prompts are filled with the sam
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.config import RunConfig
@@ -46,9 +47,11 @@ def predictor_for(
     items: ItemIndex,
     config: RunConfig,
     batch_size: int = 32,
+    copy_prior: Mapping[str, torch.Tensor] | None = None,
 ) -> Predictor:
     """The `Predictor` that reads `model` as it was trained with `config`; validation during training
-    uses it too, so the weights kept are chosen by what evaluation and the API score."""
+    uses it too, so the weights kept are chosen by what evaluation and the API score. `copy_prior`:
+    the weighted copy prior per text task chosen after training (`Recommender.copy_prior`)."""
     return Predictor(
         model,
         tokenizer,
@@ -62,6 +65,7 @@ def predictor_for(
         readout="next_item" if trains_history(config) and not is_encoder_decoder(model) else "answer",
         prompt_eos=config.model.prompt_eos,
         copy_bonus=config.model.copy_bonus,
+        copy_prior=copy_prior,
     )
 
 
@@ -118,6 +122,9 @@ class Recommender:
             history length are read from it, and it is saved with the model.
         ratings: raw user ID -> the user's known (raw item ID, stars), oldest first: rating prompts
             show them (`user_ratings`), as they showed the training ratings when the model learnt.
+        copy_prior: text task -> `(vocab,)` amount added to the copy bonus of each prompt token when
+            the model writes that task's answer (`p5rec.training.copy_prior`, weighted; chosen on the
+            valid split after training; saved as `copy_prior.json`). Empty: none.
         batch_size: prompts per forward pass.
     """
 
@@ -132,6 +139,7 @@ class Recommender:
         templates: TemplateSet,
         config: RunConfig | None = None,
         ratings: dict[str, list[tuple[str, float]]] | None = None,
+        copy_prior: Mapping[str, torch.Tensor] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -143,7 +151,8 @@ class Recommender:
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
-        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size)
+        self.copy_prior = dict(copy_prior or {})
+        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, self.copy_prior)
 
     # ------------------------------------------------------------------ answers
     def recommend(
@@ -330,7 +339,7 @@ class Recommender:
                 rating=format_rating(ratings[k]) if k in ratings else "",
             )
             prompts.append(_render_input(tpl, v))
-        return self.predictor.write(prompts)
+        return self.predictor.write(prompts, task="explanation")
 
     def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
         """A short title for a review text."""
@@ -355,7 +364,7 @@ class Recommender:
                 review_text=text.strip(),
             )
             prompts.append(_render_input(tpl, v))
-        return self.predictor.write(prompts)
+        return self.predictor.write(prompts, task="review_summary")
 
     def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:
         """Raw text generation from any prompt (no template, no constraint)."""
@@ -439,7 +448,7 @@ class Recommender:
             path,
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
-                self.config, self.ratings,
+                self.config, self.ratings, self.copy_prior,
             ),
         )  # fmt: skip
 

@@ -3,7 +3,8 @@
 A directory holds everything needed to answer, under fixed names (as peft and transformers save
 theirs): the weights or LoRA adapter (`model/`, and `base_model/` for LoRA over a scratch preset),
 `tokenizer/`, the item and user indexes, the catalog, user histories, the prompt templates and
-`p5rec_config.json` (format version, p5rec version, the run's config). It is written atomically
+`p5rec_config.json` (format version, p5rec version, the run's config), and optionally the known
+ratings (`ratings.json`) and the copy prior of the text answers (`copy_prior.json`). It is written atomically
 (`p5rec._atomic`), and read back small files first, each checked, so a damaged file names itself
 before the weights load.
 """
@@ -30,6 +31,7 @@ from p5rec.templates.load import TemplateSet
 FORMAT_VERSION = 1
 CONFIG_FILE = "p5rec_config.json"
 RATINGS_FILE = "ratings.json"
+COPY_PRIOR_FILE = "copy_prior.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -58,6 +60,7 @@ class ModelFiles(NamedTuple):
     templates: TemplateSet
     config: RunConfig
     ratings: dict[str, list[tuple[str, float]]]
+    copy_prior: dict[str, torch.Tensor] | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -81,6 +84,10 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
                 f.write(json.dumps({"item_id": raw, **files.catalog.get(raw, {})}, ensure_ascii=False) + "\n")
         (tmp / "histories.json").write_text(json.dumps(files.histories))
         (tmp / RATINGS_FILE).write_text(json.dumps(files.ratings))
+        if files.copy_prior:  # task -> {token id: amount}, the tokens that have one
+            nonzero = {t: v.nonzero().flatten().tolist() for t, v in files.copy_prior.items()}
+            prior = {t: {str(i): float(files.copy_prior[t][i]) for i in ids} for t, ids in nonzero.items()}
+            (tmp / COPY_PRIOR_FILE).write_text(json.dumps(prior))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -127,7 +134,9 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
         model = _load_model(path, meta, len(tokenizer))
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     model.to(dev).eval()
-    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings)
+    # Optional: only models whose text answers copy with a prior have one.
+    prior = _read_copy_prior(path / COPY_PRIOR_FILE, len(tokenizer)) if (path / COPY_PRIOR_FILE).exists() else {}
+    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior)
 
 
 def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
@@ -244,6 +253,32 @@ def _read_ratings(file: Path, items: ItemIndex) -> dict[str, list[tuple[str, flo
                 "restore the file"
             )
         out[user] = [(i, float(r)) for i, r in rated]
+    return out
+
+
+def _read_copy_prior(file: Path, vocab_size: int) -> dict[str, torch.Tensor]:
+    from p5rec.templates.tasks import TASKS
+
+    prior = _read_json(file)
+    if not isinstance(prior, dict):
+        raise ValueError(
+            f"{file}: expected a JSON object task -> {{token id: amount}}, got {prior!r:.80}; restore the file"
+        )
+    out = {}
+    for task, amounts in prior.items():
+        ok = task in TASKS and isinstance(amounts, dict)
+        vector = torch.zeros(vocab_size)
+        for token, amount in amounts.items() if ok else ():
+            if not (token.isdigit() and int(token) < vocab_size and isinstance(amount, (int, float))):
+                ok = False
+                break
+            vector[int(token)] = float(amount)
+        if not ok or not bool(torch.isfinite(vector).all()):
+            raise ValueError(
+                f"{file}: `{task}` must be a text task mapping token ids below {vocab_size} to numbers, "
+                f"got {amounts!r:.80}; restore the file"
+            )
+        out[task] = vector
     return out
 
 

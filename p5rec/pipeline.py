@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from p5rec.api import Recommender, predictor_for
 from p5rec.config import RunConfig
@@ -26,6 +27,7 @@ from p5rec.modeling.backbone import (
     add_id_tokens,
     add_id_tokens_to_tokenizer,
     build_scratch_model,
+    is_encoder_decoder,
     load_pretrained,
     train_tokenizer,
 )
@@ -34,6 +36,7 @@ from p5rec.recipe import resolve
 from p5rec.templates.load import TemplateSet
 from p5rec.templates.render import ExampleBuilder
 from p5rec.training.checkpoint import resolve_resume
+from p5rec.training.copy_prior import WEIGHT_GRID, fit_copy_priors
 from p5rec.training.mixture import MixedExamples
 from p5rec.training.phases import (
     FIRST_TASK,
@@ -51,6 +54,7 @@ from p5rec.training.trainer import TrainResult, train
 
 DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-th dataset ("a_item_12")
 TOKENIZER_SAMPLE = 5_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
+COPY_VALID_EXAMPLES = 200  # valid examples per text task that choose the copy prior's weight
 ID_TOKEN = re.compile(r"<[A-Za-z_]+\d+>")  # the form of every ID token (`p5rec.ids.index.render_id`)
 
 
@@ -73,6 +77,15 @@ class FitResult:
     train: TrainResult
     domains: dict[str, Recommender] = field(default_factory=dict)  # multi-domain: tag -> its Recommender
     first: TrainResult | None = None  # the next-item-only phase (`train.sequential_first`), when it ran
+    copy_weights: dict[str, float] = field(default_factory=dict)  # text task -> the copy prior's weight
+    copy_given: bool = False  # the weights came from `model.copy_prior`, not from validation
+
+    def describe_copy(self) -> str:
+        """One line on the copy prior's weights (empty when no text task has one)."""
+        if not self.copy_weights:
+            return ""
+        chosen = ", ".join(f"{t} {w:g}" for t, w in sorted(self.copy_weights.items()))
+        return f"copy prior weight per text task ({'given' if self.copy_given else 'chosen on valid'}): {chosen}"
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -223,9 +236,53 @@ def fit(
     result, first = train_phases(
         config, model, tokenizer, builder, validate, progress, on_step, item_tokens=item_token_ids(tokenizer, domains)
     )
-    recs = [make_recommender(config, p, model, tokenizer) for p in domains]
+    prior, weights = copy_prior(config, model, tokenizer, builder, domains[0])
+    recs = [make_recommender(config, p, model, tokenizer, prior) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
-    return FitResult(recs[0], domains[0], result, tagged, first)
+    return FitResult(recs[0], domains[0], result, tagged, first, weights, config.model.copy_prior is not None)
+
+
+def copy_prior(
+    config: RunConfig, model, tokenizer, builder, prepared: Prepared
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The weighted copy prior per text task of a trained decoder-only model, and the weights.
+
+    The log-odds come from one epoch of the training examples (`p5rec.training.copy_prior`); the
+    weight is `model.copy_prior`, or with None the one of `WEIGHT_GRID` whose answers score the best
+    ROUGE-1 on up to `COPY_VALID_EXAMPLES` valid examples of the task's first seen template (ties:
+    the smaller weight; 0 leaves the answers as trained). Nothing without text tasks, for an
+    encoder-decoder, or with None and no validation.
+    """
+    given = config.model.copy_prior
+    if given == 0 or is_encoder_decoder(model) or not writes_text(builder):
+        return {}, {}
+    if given is None and config.validation is None:
+        return {}, {}
+    priors = fit_copy_priors(builder, tokenizer, config.train.seed)
+    if given is not None:
+        weights = dict.fromkeys(priors, float(given))
+    else:
+        from p5rec.evaluation.metrics import rouge
+
+        predictor = predictor_for(model, tokenizer, prepared.items, config)
+        weights = {}
+        for task, log_odds in priors.items():
+            seen = prepared.builder.usable_templates(task, "seen")
+            examples = (
+                prepared.builder.eval_examples(
+                    task, "valid", np.random.default_rng(config.train.seed), [seen[0].id], COPY_VALID_EXAMPLES
+                )
+                if seen
+                else []
+            )
+            if not examples:
+                continue
+            prompts, refs = [e.input for e in examples], [e.target for e in examples]
+            score = {
+                w: rouge([*predictor.write(prompts, copy_prior=w * log_odds)], refs)["rouge_1"] for w in WEIGHT_GRID
+            }
+            weights[task] = max(WEIGHT_GRID, key=lambda w: (score[w], -w))
+    return {t: w * priors[t] for t, w in weights.items() if w > 0}, weights
 
 
 def item_token_ids(tokenizer, domains: Sequence[Prepared]) -> list[int]:
@@ -301,8 +358,11 @@ def make_validator(
     return validate
 
 
-def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) -> Recommender:
-    """Bundle a trained model with the catalog, indexes, histories and templates it was trained with."""
+def make_recommender(
+    config: RunConfig, prepared: Prepared, model, tokenizer, copy_prior: dict[str, torch.Tensor] | None = None
+) -> Recommender:
+    """Bundle a trained model with the catalog, indexes, histories and templates it was trained with
+    (and the copy prior its text answers are written with)."""
     return Recommender(
         model,
         tokenizer,
@@ -313,4 +373,5 @@ def make_recommender(config: RunConfig, prepared: Prepared, model, tokenizer) ->
         prepared.templates,
         config,
         ratings=prepared.data.ratings(),
+        copy_prior=copy_prior,
     )

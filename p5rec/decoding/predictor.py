@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
@@ -51,6 +51,9 @@ class Predictor:
             decoder-only models only, encoder prompts always are.
         copy_bonus: the model was trained with this bonus on its prompt's tokens in text answers
             (`model.copy_bonus`); :meth:`write` adds it too. Decoder-only models.
+        copy_prior: task -> `(vocab,)` amount added to the copy bonus of each prompt token when
+            :meth:`write` answers that task (`p5rec.training.copy_prior`, weighted; chosen on the
+            valid split after training). Decoder-only models.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Predictor:
         yes_no_readout: str | None = None,
         prompt_eos: bool = False,
         copy_bonus: float = 0.0,
+        copy_prior: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -86,7 +90,10 @@ class Predictor:
             )
         if copy_bonus and self.encoder_decoder:
             raise ValueError(f"`copy_bonus` ({copy_bonus}) needs a decoder-only model; this one is an encoder-decoder")
+        if copy_prior and self.encoder_decoder:
+            raise ValueError("`copy_prior` needs a decoder-only model; this one is an encoder-decoder")
         self.readout, self.prompt_eos, self.copy_bonus = readout, prompt_eos, float(copy_bonus)
+        self.copy_prior = dict(copy_prior or {})
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -232,13 +239,21 @@ class Predictor:
         return out
 
     @torch.inference_mode()
-    def write(self, prompts: Sequence[str], num_beams: int = 1) -> list[str]:
+    def write(
+        self,
+        prompts: Sequence[str],
+        num_beams: int = 1,
+        task: str | None = None,
+        copy_prior: torch.Tensor | None = None,
+    ) -> list[str]:
         """The answer of a text task (an explanation, a summary): words, never empty, never an item ID.
 
         :class:`~p5rec.decoding.text.VisibleTextLogitsProcessor` keeps a small model, trained mostly
-        on item answers, from ending at once or writing ID tokens (which decode to nothing).
+        on item answers, from ending at once or writing ID tokens (which decode to nothing). `task`
+        picks the copy prior the model was saved with for it; `copy_prior` gives one instead.
         """
-        return self.generate_text(prompts, num_beams, text_answer=True)
+        prior = copy_prior if copy_prior is not None else self.copy_prior.get(task) if task else None
+        return self.generate_text(prompts, num_beams, text_answer=True, copy_prior=prior)
 
     @functools.cached_property
     def _text_rules(self) -> tuple[torch.Tensor, list[int]]:
@@ -249,13 +264,21 @@ class Predictor:
 
     @torch.inference_mode()
     def generate_text(
-        self, prompts: Sequence[str], num_beams: int = 1, max_new_tokens: int | None = None, text_answer: bool = False
+        self,
+        prompts: Sequence[str],
+        num_beams: int = 1,
+        max_new_tokens: int | None = None,
+        text_answer: bool = False,
+        copy_prior: torch.Tensor | None = None,
     ) -> list[str]:
         """Free text from any prompt: greedy or beam search, unconstrained unless `text_answer` (see :meth:`write`)."""
         out: list[str] = []
         max_new = max_new_tokens or self.max_target_length
         with self._lock, attention_kernels(self.device):
             for _, batch in self._batches(prompts):
+                # New processors per batch: the copy bonus reads each batch's prompts at its first step.
+                processors = LogitsProcessorList(self._text_processors(copy_prior)) if text_answer else None
+                text = {"logits_processor": processors} if text_answer else {}
                 gen = self.model.generate(
                     **batch,
                     max_new_tokens=max_new,
@@ -264,17 +287,19 @@ class Predictor:
                     no_repeat_ngram_size=4,  # small models loop ("is is is ..."); no real sentence repeats 4 pieces
                     pad_token_id=self.tokenizer.pad_token_id,
                     eos_token_id=self.tokenizer.eos_token_id,
-                    **({"logits_processor": LogitsProcessorList(self._text_processors())} if text_answer else {}),
+                    **text,
                 )
                 if not self.encoder_decoder:
                     gen = gen[:, batch["input_ids"].shape[1] :]
                 out += [t.strip() for t in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
         return out
 
-    def _text_processors(self) -> list[LogitsProcessor]:
-        """The copy bonus the model was trained with (if any), then the visible-text rules."""
+    def _text_processors(self, copy_prior: torch.Tensor | None = None) -> list[LogitsProcessor]:
+        """The copy bonus the model was trained with and the copy prior (if any), then the visible-text rules."""
         blank, banned = self._text_rules
-        copy = [CopyBonusLogitsProcessor(self.copy_bonus, self.tokenizer.all_special_ids)] if self.copy_bonus else []
+        prior = copy_prior if copy_prior is not None and bool(copy_prior.any()) else None
+        copying = self.copy_bonus or prior is not None
+        copy = [CopyBonusLogitsProcessor(self.copy_bonus, self.tokenizer.all_special_ids, prior)] if copying else []
         return [*copy, VisibleTextLogitsProcessor(blank, banned, self.tokenizer.eos_token_id)]
 
     @torch.inference_mode()

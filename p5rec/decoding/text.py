@@ -67,13 +67,21 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
     lose the bonus (a source token is copied once, so the bonus cannot make a loop). This is the
     decoding half of `model.copy_bonus`; the training objective adds the same bonus at the
     answer's labels, so the model's own logits are learned around it. Beams of one prompt share
-    the prompt, so beam search's reordering keeps each row's set.
+    the prompt, so beam search's reordering keeps each row's set. `prior` `(vocab,)` adds a
+    per-token amount to the bonus of prompt tokens (`p5rec.training.copy_prior`: the log-odds that
+    the data's answers repeat the token, times a weight chosen on the valid split); the sum is
+    floored at 0, so a prompt token is never scored below the others.
     """
 
-    def __init__(self, bonus: float, exclude: Sequence[int] = ()) -> None:
-        if not bonus > 0 or bonus == float("inf"):
-            raise ValueError(f"`bonus` ({bonus!r}) must be a finite number > 0")
+    def __init__(self, bonus: float, exclude: Sequence[int] = (), prior: torch.Tensor | None = None) -> None:
+        if not bonus >= 0 or bonus == float("inf"):
+            raise ValueError(f"`bonus` ({bonus!r}) must be a finite number >= 0")
+        if prior is not None and (prior.dim() != 1 or not bool(torch.isfinite(prior).all())):
+            raise ValueError(f"`prior` must be one finite number per vocabulary token, got shape {tuple(prior.shape)}")
+        if not bonus and prior is None:
+            raise ValueError("`bonus` is 0 and there is no `prior`: the processor would change nothing")
         self.bonus = float(bonus)
+        self.prior = prior
         self.exclude = torch.tensor(sorted(set(exclude)), dtype=torch.long)
         self._added: torch.Tensor | None = None  # (rows, vocab) bonus, from the prompt at the first call
         self._start = 0  # the prompt's width
@@ -87,7 +95,11 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
             present[rows, input_ids[rows, cols]] = True
             exclude = self.exclude[self.exclude < width].to(scores.device)
             present[:, exclude] = False
-            self._added, self._start = present.to(scores.dtype) * self.bonus, input_ids.shape[1]
+            per_token = torch.full((width,), self.bonus, dtype=scores.dtype, device=scores.device)
+            if self.prior is not None:  # the data's copy log-odds of each token; never below no bonus
+                n = min(width, len(self.prior))
+                per_token[:n] = (per_token[:n] + self.prior[:n].to(per_token)).clamp(min=0.0)
+            self._added, self._start = present.to(scores.dtype) * per_token, input_ids.shape[1]
             copyable = ~torch.isin(input_ids, exclude) & (input_ids < width)  # per prompt position, once
             self._pairs = copyable[:, :-1] & copyable[:, 1:]  # a copyable token followed by one
         added = self._added

@@ -160,7 +160,7 @@ def _score(
             "auc": binary_auc(p_yes, truth),
         }
         return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes[:keep]]
-    hyps = predictor.write(prompts, num_beams=cfg.text_beams)
+    hyps = predictor.write(prompts, num_beams=cfg.text_beams, task=task)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
     return text_metrics(refs, hyps, max_n), hyps[:keep]

@@ -56,6 +56,11 @@ class ModelConfig:
             a feature "this word is in the input" that a small model does not learn to compute
             itself, so that its summaries take their words from the review instead of writing one
             title for every review (a pointer-generator's copy path, with a fixed gate). 0: off.
+        copy_prior: when a decoder-only model writes a text answer, each prompt token's copy bonus
+            gains this weight times the log-odds that the training answers of the task repeat that
+            token (`p5rec.training.copy_prior`): titles repeat "strings" and "tuner", not "I" or
+            "the". None: the weight is chosen per text task on the valid split after training, from
+            (0, 1, 2, 4, 8) by ROUGE-1, when the run validates (else 0). 0: off.
     """
 
     backbone: str = AUTO
@@ -68,6 +73,7 @@ class ModelConfig:
     text_dropout: float | None = None
     prompt_eos: bool = False
     copy_bonus: float = 0.0
+    copy_prior: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -82,6 +88,8 @@ class ModelConfig:
                 raise ValueError(f"`{name}` ({value!r}) must be in [0, 1)")
         if not self.copy_bonus >= 0.0 or self.copy_bonus == float("inf"):
             raise ValueError(f"`copy_bonus` ({self.copy_bonus!r}) must be a finite number >= 0")
+        if self.copy_prior is not None and (not self.copy_prior >= 0.0 or self.copy_prior == float("inf")):
+            raise ValueError(f"`copy_prior` ({self.copy_prior!r}) must be None (chosen on the valid split) or >= 0")
 
     @property
     def is_preset(self) -> bool:
