@@ -151,8 +151,12 @@ class Recommender:
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
-        self.copy_prior = dict(copy_prior or {})
-        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, self.copy_prior)
+        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, copy_prior)
+
+    @property
+    def copy_prior(self) -> dict[str, torch.Tensor]:
+        """Text task -> the weighted copy prior its answers are written with (the predictor's)."""
+        return self.predictor.copy_prior
 
     # ------------------------------------------------------------------ answers
     def recommend(

@@ -85,8 +85,7 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
         (tmp / "histories.json").write_text(json.dumps(files.histories))
         (tmp / RATINGS_FILE).write_text(json.dumps(files.ratings))
         if files.copy_prior:  # task -> {token id: amount}, the tokens that have one
-            nonzero = {t: v.nonzero().flatten().tolist() for t, v in files.copy_prior.items()}
-            prior = {t: {str(i): float(files.copy_prior[t][i]) for i in ids} for t, ids in nonzero.items()}
+            prior = {t: {str(i): v for i, v in enumerate(p.tolist()) if v} for t, p in files.copy_prior.items()}
             (tmp / COPY_PRIOR_FILE).write_text(json.dumps(prior))
         files.templates.save(tmp / "prompts.yaml")
         meta = {

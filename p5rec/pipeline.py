@@ -78,14 +78,14 @@ class FitResult:
     domains: dict[str, Recommender] = field(default_factory=dict)  # multi-domain: tag -> its Recommender
     first: TrainResult | None = None  # the next-item-only phase (`train.sequential_first`), when it ran
     copy_weights: dict[str, float] = field(default_factory=dict)  # text task -> the copy prior's weight
-    copy_given: bool = False  # the weights came from `model.copy_prior`, not from validation
 
     def describe_copy(self) -> str:
         """One line on the copy prior's weights (empty when no text task has one)."""
         if not self.copy_weights:
             return ""
         chosen = ", ".join(f"{t} {w:g}" for t, w in sorted(self.copy_weights.items()))
-        return f"copy prior weight per text task ({'given' if self.copy_given else 'chosen on valid'}): {chosen}"
+        given = self.recommender.config.model.copy_prior is not None
+        return f"copy prior weight per text task ({'given' if given else 'chosen on valid'}): {chosen}"
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -239,7 +239,7 @@ def fit(
     prior, weights = copy_prior(config, model, tokenizer, builder, domains[0])
     recs = [make_recommender(config, p, model, tokenizer, prior) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
-    return FitResult(recs[0], domains[0], result, tagged, first, weights, config.model.copy_prior is not None)
+    return FitResult(recs[0], domains[0], result, tagged, first, weights)
 
 
 def copy_prior(
@@ -278,9 +278,7 @@ def copy_prior(
             if not examples:
                 continue
             prompts, refs = [e.input for e in examples], [e.target for e in examples]
-            score = {
-                w: rouge([*predictor.write(prompts, copy_prior=w * log_odds)], refs)["rouge_1"] for w in WEIGHT_GRID
-            }
+            score = {w: rouge(predictor.write(prompts, copy_prior=w * log_odds), refs)["rouge_1"] for w in WEIGHT_GRID}
             weights[task] = max(WEIGHT_GRID, key=lambda w: (score[w], -w))
     return {t: w * priors[t] for t, w in weights.items() if w > 0}, weights
 

@@ -38,8 +38,8 @@ def test_the_processor_adds_the_prior_to_prompt_tokens_and_never_goes_below_zero
     assert with_bonus[0, 3] == 3.0 and with_bonus[0, 4] == 0.0 and with_bonus[0, 6] == 1.0
     with pytest.raises(ValueError, match="changes? nothing"):
         CopyBonusLogitsProcessor(0.0)
-    with pytest.raises(ValueError, match="finite number per vocabulary token"):
-        CopyBonusLogitsProcessor(1.0, prior=torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="one number per vocabulary token"):
+        CopyBonusLogitsProcessor(1.0, prior=torch.zeros(2, 10))
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan")])
@@ -53,26 +53,34 @@ def test_a_prior_weight_must_be_finite_and_not_negative(bad):
 def test_the_weight_is_chosen_on_valid_saved_with_the_model_and_used_to_write(tmp_path, monkeypatch):
     from conftest import tiny_config
 
+    import p5rec.evaluation.metrics as metrics
     from p5rec.api import Recommender
     from p5rec.pipeline import fit
 
+    # ROUGE that rises with each weight tried (the grid in order): the largest weight must win
+    calls: list[int] = []
+
+    def rising(hyps, refs):
+        calls.append(len(hyps))
+        return {"rouge_1": float(len(calls) % len(WEIGHT_GRID))}  # 1, 2, 3, 4, then 0 at the grid's top
+
+    monkeypatch.setattr(metrics, "rouge", rising)
     config = tiny_config(
         validation={"tasks": ["sequential"], "max_users": 20},
         model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128},
     )
     result = fit(config, progress=False)
     rec = result.recommender
-    assert set(result.copy_weights) == {"explanation", "review_summary"}
-    assert all(w in WEIGHT_GRID for w in result.copy_weights.values())
+    assert len(calls) == 2 * len(WEIGHT_GRID)  # every weight, for each of the two text tasks
+    assert result.copy_weights == {"explanation": WEIGHT_GRID[-2], "review_summary": WEIGHT_GRID[-2]}
     assert "chosen on valid" in result.describe_copy()
-    weighted = {t for t, w in result.copy_weights.items() if w > 0}
-    assert set(rec.copy_prior) == weighted
+    assert set(rec.copy_prior) == {"explanation", "review_summary"}
     rec.save_pretrained(tmp_path / "m")
     back = Recommender.from_pretrained(tmp_path / "m", device="cpu")
-    assert set(back.copy_prior) == weighted
-    for task in weighted:
+    for task in ("explanation", "review_summary"):
+        assert back.copy_prior[task].any()
         assert torch.allclose(back.copy_prior[task], rec.copy_prior[task])
-    # `summarize` writes with the summary task's prior (if any), through the processor
+    # `summarize` writes with the summary task's prior, through the processor
     priors: list[torch.Tensor | None] = []
     init = CopyBonusLogitsProcessor.__init__
 
@@ -82,10 +90,25 @@ def test_the_weight_is_chosen_on_valid_saved_with_the_model_and_used_to_write(tm
 
     monkeypatch.setattr(CopyBonusLogitsProcessor, "__init__", spy)
     assert back.summarize("the pedal works fine and sounds great")
-    if "review_summary" in weighted:
-        assert priors and torch.allclose(priors[0], back.copy_prior["review_summary"])
-    else:
-        assert not priors  # no bonus, no prior: no processor
+    assert priors and torch.allclose(priors[0], back.copy_prior["review_summary"])
+    with pytest.raises(ValueError, match="one per vocabulary token"):
+        back.predictor.write(["a prompt"], copy_prior=torch.tensor([float("nan")]))
+
+
+def test_ties_go_to_the_smaller_weight(monkeypatch):
+    from conftest import tiny_config
+
+    import p5rec.evaluation.metrics as metrics
+    from p5rec.pipeline import fit
+
+    monkeypatch.setattr(metrics, "rouge", lambda hyps, refs: {"rouge_1": 5.0})
+    config = tiny_config(
+        validation={"tasks": ["sequential"], "max_users": 20},
+        model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128},
+    )
+    result = fit(config, progress=False)
+    assert result.copy_weights == {"explanation": 0.0, "review_summary": 0.0}
+    assert result.recommender.copy_prior == {}  # weight 0: the answers as trained
 
 
 def test_a_given_weight_is_used_without_validation():

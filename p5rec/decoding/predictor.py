@@ -93,7 +93,7 @@ class Predictor:
         if copy_prior and self.encoder_decoder:
             raise ValueError("`copy_prior` needs a decoder-only model; this one is an encoder-decoder")
         self.readout, self.prompt_eos, self.copy_bonus = readout, prompt_eos, float(copy_bonus)
-        self.copy_prior = dict(copy_prior or {})
+        self.copy_prior = {task: _checked_prior(v, f"`copy_prior[{task!r}]`") for task, v in (copy_prior or {}).items()}
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -252,6 +252,8 @@ class Predictor:
         on item answers, from ending at once or writing ID tokens (which decode to nothing). `task`
         picks the copy prior the model was saved with for it; `copy_prior` gives one instead.
         """
+        if copy_prior is not None:
+            copy_prior = _checked_prior(copy_prior, "`copy_prior`")
         prior = copy_prior if copy_prior is not None else self.copy_prior.get(task) if task else None
         return self.generate_text(prompts, num_beams, text_answer=True, copy_prior=prior)
 
@@ -274,6 +276,8 @@ class Predictor:
         """Free text from any prompt: greedy or beam search, unconstrained unless `text_answer` (see :meth:`write`)."""
         out: list[str] = []
         max_new = max_new_tokens or self.max_target_length
+        if copy_prior is not None and not bool(copy_prior.any()):  # once per call: a device sync
+            copy_prior = None
         with self._lock, attention_kernels(self.device):
             for _, batch in self._batches(prompts):
                 # New processors per batch: the copy bonus reads each batch's prompts at its first step.
@@ -297,9 +301,10 @@ class Predictor:
     def _text_processors(self, copy_prior: torch.Tensor | None = None) -> list[LogitsProcessor]:
         """The copy bonus the model was trained with and the copy prior (if any), then the visible-text rules."""
         blank, banned = self._text_rules
-        prior = copy_prior if copy_prior is not None and bool(copy_prior.any()) else None
-        copying = self.copy_bonus or prior is not None
-        copy = [CopyBonusLogitsProcessor(self.copy_bonus, self.tokenizer.all_special_ids, prior)] if copying else []
+        copying = self.copy_bonus or copy_prior is not None
+        copy = (
+            [CopyBonusLogitsProcessor(self.copy_bonus, self.tokenizer.all_special_ids, copy_prior)] if copying else []
+        )
         return [*copy, VisibleTextLogitsProcessor(blank, banned, self.tokenizer.eos_token_id)]
 
     @torch.inference_mode()
@@ -352,3 +357,10 @@ class Predictor:
             for _, batch in self._batches(prompts):
                 out += rating_distribution(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
         return out
+
+
+def _checked_prior(prior: torch.Tensor, name: str) -> torch.Tensor:
+    """`prior` if it is one finite number per vocabulary token; checked once, not per decoded batch."""
+    if not isinstance(prior, torch.Tensor) or prior.dim() != 1 or not bool(torch.isfinite(prior).all()):
+        raise ValueError(f"{name} must be a 1-D tensor of finite numbers, one per vocabulary token")
+    return prior

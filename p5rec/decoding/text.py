@@ -76,8 +76,8 @@ class CopyBonusLogitsProcessor(LogitsProcessor):
     def __init__(self, bonus: float, exclude: Sequence[int] = (), prior: torch.Tensor | None = None) -> None:
         if not bonus >= 0 or bonus == float("inf"):
             raise ValueError(f"`bonus` ({bonus!r}) must be a finite number >= 0")
-        if prior is not None and (prior.dim() != 1 or not bool(torch.isfinite(prior).all())):
-            raise ValueError(f"`prior` must be one finite number per vocabulary token, got shape {tuple(prior.shape)}")
+        if prior is not None and prior.dim() != 1:  # finite values: checked once by the Predictor
+            raise ValueError(f"`prior` must be one number per vocabulary token, got shape {tuple(prior.shape)}")
         if not bonus and prior is None:
             raise ValueError("`bonus` is 0 and there is no `prior`: the processor would change nothing")
         self.bonus = float(bonus)

@@ -96,7 +96,7 @@ class ExampleBuilder:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
         self._means: RatingMeans | None = None  # fitted on `_rated` when first needed (templates showing averages)
         self._retrieval: RetrievalExplainer | None = None  # fitted when a template shows `similar_explanation`
-        self._train_reviews: frozenset[int | None] = frozenset()  # its training rows
+        self._train_reviews: frozenset[int] = frozenset()  # the rows it was fitted on
 
     # ------------------------------------------------------------------ public
     def usable_templates(self, task: str, split: str | None = None) -> list[PromptTemplate]:

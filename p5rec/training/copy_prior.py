@@ -19,6 +19,7 @@ import torch
 
 from p5rec.modeling.inputs import tokenize
 from p5rec.templates.tasks import TASKS
+from p5rec.training.phases import only_tasks
 
 __all__ = ["PRIOR_COUNTS", "WEIGHT_GRID", "copy_log_odds", "fit_copy_priors"]
 
@@ -57,8 +58,6 @@ def copy_log_odds(
 def fit_copy_priors(builder, tokenizer, seed: int = 0) -> dict[str, torch.Tensor]:
     """Per text task that `builder` trains (explanation, review summary), the log-odds of its
     training examples' prompt tokens reappearing in their answers, over one rendered epoch."""
-    from p5rec.training.phases import only_tasks
-
     text = {t for t, spec in TASKS.items() if spec.kind == "text"}
     examples = only_tasks(builder, text).train_examples(np.random.default_rng(seed))
     priors: dict[str, torch.Tensor] = {}
