@@ -24,6 +24,7 @@ from p5rec.config import RunConfig
 from p5rec.data.rating_means import RatingMeans
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
+from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.model_dir import ModelFiles, check_model_dir, read_model_dir, write_model_dir
 from p5rec.modeling.backbone import is_encoder_decoder
@@ -48,10 +49,12 @@ def predictor_for(
     config: RunConfig,
     batch_size: int = 32,
     copy_prior: Mapping[str, torch.Tensor] | None = None,
+    rating_prior: Mapping[str, RatingTilt] | None = None,
 ) -> Predictor:
     """The `Predictor` that reads `model` as it was trained with `config`; validation during training
     uses it too, so the weights kept are chosen by what evaluation and the API score. `copy_prior`:
-    the weighted copy prior per text task chosen after training (`Recommender.copy_prior`)."""
+    the weighted copy prior per text task chosen after training (`Recommender.copy_prior`);
+    `rating_prior`: how each rating task's answers are centred (`Recommender.rating_prior`)."""
     return Predictor(
         model,
         tokenizer,
@@ -66,6 +69,7 @@ def predictor_for(
         prompt_eos=config.model.prompt_eos,
         copy_bonus=config.model.copy_bonus,
         copy_prior=copy_prior,
+        rating_prior=rating_prior,
     )
 
 
@@ -125,6 +129,9 @@ class Recommender:
         copy_prior: text task -> `(vocab,)` amount added to the copy bonus of each prompt token when
             the model writes that task's answer (`p5rec.training.copy_prior`, weighted; chosen on the
             valid split after training; saved as `copy_prior.json`). Empty: none.
+        rating_prior: rating task -> how its answers are centred on the baseline rating of the
+            user and item (the damped averages of `ratings`; `p5rec.decoding.rating.tilt`, chosen on
+            the valid split after training; saved as `rating_prior.json`). Empty: none.
         batch_size: prompts per forward pass.
     """
 
@@ -140,6 +147,7 @@ class Recommender:
         config: RunConfig | None = None,
         ratings: dict[str, list[tuple[str, float]]] | None = None,
         copy_prior: Mapping[str, torch.Tensor] | None = None,
+        rating_prior: Mapping[str, RatingTilt] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -151,12 +159,17 @@ class Recommender:
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
-        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, copy_prior)
+        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior)
 
     @property
     def copy_prior(self) -> dict[str, torch.Tensor]:
         """Text task -> the weighted copy prior its answers are written with (the predictor's)."""
         return self.predictor.copy_prior
+
+    @property
+    def rating_prior(self) -> dict[str, RatingTilt]:
+        """Rating task -> how its answers are centred on the baseline rating (the predictor's)."""
+        return self.predictor.rating_prior
 
     # ------------------------------------------------------------------ answers
     def recommend(
@@ -253,7 +266,8 @@ class Recommender:
         return out
 
     def predict_rating(self, user: str, item: str, template: str | None = None) -> float:
-        """Expected star rating of `item` by `user` under the model's distribution over 1-5."""
+        """Expected star rating of `item` by `user` under the model's distribution over 1-5, centred
+        on the user's and item's baseline rating when the model has a rating prior."""
         return self.predict_ratings([(user, item)], template)[0]
 
     def predict_ratings(self, pairs: Sequence[tuple[str, str]], template: str | None = None) -> list[float]:
@@ -275,10 +289,13 @@ class Recommender:
                 **(self._averages(user, item) if used & AVERAGE_VARIABLES else {}),
             )
             prompts.append(_render_input(tpl, v))
-        return self.predictor.rate(prompts)
+        baselines = None
+        if "rating" in self.rating_prior and any(self.ratings.values()):
+            baselines = [self._rating_means().baseline(u, i, self._own(u, i)) for u, i in pairs]
+        return self.predictor.rate(prompts, "rating", baselines)
 
-    def _averages(self, user: str, item: str) -> dict[str, str]:
-        """`user_avg_rating`/`item_avg_rating` over every known rating, less the user's own of `item`."""
+    def _rating_means(self) -> RatingMeans:
+        """The damped averages of every known rating (fitted on first use)."""
         if self._means is None:
             if not any(self.ratings.values()):
                 raise ValueError(
@@ -286,8 +303,17 @@ class Recommender:
                     "(`ratings` / ratings.json in the model directory)"
                 )
             self._means = RatingMeans.fit((u, i, r) for u, rated in self.ratings.items() for i, r in rated)
+        return self._means
+
+    def _own(self, user: str, item: str) -> float | None:
+        """The user's known rating of `item`, left out of the averages an answer about it uses."""
         own = [r for i, r in self.ratings.get(user, []) if i == item]
-        return rating_averages(self._means, user, item, own[-1] if own else None)
+        return own[-1] if own else None
+
+    def _averages(self, user: str, item: str) -> dict[str, str]:
+        """`user_avg_rating`/`item_avg_rating` over every known rating, less the user's own of `item`."""
+        means = self._rating_means()
+        return rating_averages(means, user, item, self._own(user, item))
 
     def will_like(self, user: str, item: str, template: str | None = None) -> float:
         """The model's yes/no answer to "will `user` pick `item` next?" as a score in [0, 1].
@@ -452,7 +478,7 @@ class Recommender:
             path,
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
-                self.config, self.ratings, self.copy_prior,
+                self.config, self.ratings, self.copy_prior, self.rating_prior,
             ),
         )  # fmt: skip
 

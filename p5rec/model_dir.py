@@ -4,7 +4,8 @@ A directory holds everything needed to answer, under fixed names (as peft and tr
 theirs): the weights or LoRA adapter (`model/`, and `base_model/` for LoRA over a scratch preset),
 `tokenizer/`, the item and user indexes, the catalog, user histories, the prompt templates and
 `p5rec_config.json` (format version, p5rec version, the run's config), and optionally the known
-ratings (`ratings.json`) and the copy prior of the text answers (`copy_prior.json`). It is written atomically
+ratings (`ratings.json`), the copy prior of the text answers (`copy_prior.json`) and how rating
+answers are centred on the baseline rating (`rating_prior.json`). It is written atomically
 (`p5rec._atomic`), and read back small files first, each checked, so a damaged file names itself
 before the weights load.
 """
@@ -25,6 +26,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from p5rec import __version__
 from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
+from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
 
@@ -32,6 +34,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "p5rec_config.json"
 RATINGS_FILE = "ratings.json"
 COPY_PRIOR_FILE = "copy_prior.json"
+RATING_PRIOR_FILE = "rating_prior.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -61,6 +64,7 @@ class ModelFiles(NamedTuple):
     config: RunConfig
     ratings: dict[str, list[tuple[str, float]]]
     copy_prior: dict[str, torch.Tensor] | None = None
+    rating_prior: dict[str, RatingTilt] | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -87,6 +91,9 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
         if files.copy_prior:  # task -> {token id: amount}, the tokens that have one
             prior = {t: {str(i): v for i, v in enumerate(p.tolist()) if v} for t, p in files.copy_prior.items()}
             (tmp / COPY_PRIOR_FILE).write_text(json.dumps(prior))
+        if files.rating_prior:  # task -> {"weight": w, "base": [p per rating value]}
+            tilts = {t: {"weight": how.weight, "base": list(how.base)} for t, how in files.rating_prior.items()}
+            (tmp / RATING_PRIOR_FILE).write_text(json.dumps(tilts))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -135,7 +142,8 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
     model.to(dev).eval()
     # Optional: only models whose text answers copy with a prior have one.
     prior = _read_copy_prior(path / COPY_PRIOR_FILE, len(tokenizer)) if (path / COPY_PRIOR_FILE).exists() else {}
-    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior)
+    tilts = _read_rating_prior(path / RATING_PRIOR_FILE) if (path / RATING_PRIOR_FILE).exists() else {}
+    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts)
 
 
 def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
@@ -278,6 +286,31 @@ def _read_copy_prior(file: Path, vocab_size: int) -> dict[str, torch.Tensor]:
                 f"got {amounts!r:.80}; restore the file"
             )
         out[task] = vector
+    return out
+
+
+def _read_rating_prior(file: Path) -> dict[str, RatingTilt]:
+    from p5rec.templates.tasks import RATING_VALUES, TASKS
+
+    tilts = _read_json(file)
+    if not isinstance(tilts, dict):
+        raise ValueError(
+            f'{file}: expected a JSON object task -> {{"weight": w, "base": [...]}}, got {tilts!r:.80}; '
+            "restore the file"
+        )
+    out = {}
+    for task, how in tilts.items():
+        try:
+            if task not in TASKS or TASKS[task].kind != "rating" or set(how) != {"weight", "base"}:
+                raise ValueError("not a rating task with a weight and a base")
+            if len(how["base"]) != len(RATING_VALUES):
+                raise ValueError(f"the base needs {len(RATING_VALUES)} probabilities")
+            out[task] = RatingTilt(how["weight"], tuple(how["base"]))
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"{file}: `{task}` must be a rating task with a weight >= 0 and {len(RATING_VALUES)} positive "
+                f"probabilities as its base ({e}), got {how!r:.80}; restore the file"
+            ) from None
     return out
 
 

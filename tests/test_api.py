@@ -96,7 +96,7 @@ def test_a_rating_template_with_user_ratings_shows_the_users_other_ratings(tiny_
     asked = rated[-1][0]  # an item the first user rated: its own rating must not show in its prompt
     seen = []
     original = rec.predictor.rate
-    rec.predictor.rate = lambda prompts: seen.extend(prompts) or original(prompts)
+    rec.predictor.rate = lambda prompts, *rest: seen.extend(prompts) or original(prompts, *rest)
     ratings = rec.predict_ratings([(u, asked) for u in users], template="rating-mine")
     shown = [f"{rec.items.id_of(i)} {r:.1f}" for i, r in rated if i != asked][-rec.max_history :]
     assert seen[0] == f"{rec.users.id_of(users[0])} rated {' , '.join(shown)} . {rec.items.id_of(asked)}"
@@ -122,7 +122,7 @@ def test_a_rating_template_with_averages_shows_the_known_ratings_averages(tiny_f
     other = next(i for i in rec.catalog if i not in {j for j, _ in rec.ratings[user]})
     seen = []
     original = rec.predictor.rate
-    rec.predictor.rate = lambda prompts: seen.extend(prompts) or original(prompts)
+    rec.predictor.rate = lambda prompts, *rest: seen.extend(prompts) or original(prompts, *rest)
     rec.predict_ratings([(user, asked), (user, other)], template="rating-avg")
     means = RatingMeans.fit((u, i, r) for u, rated in rec.ratings.items() for i, r in rated)
     assert seen[0] == f"{means.user(user, stars):.1f} {means.item(asked, stars):.1f} {rec.items.id_of(asked)}"

@@ -94,10 +94,12 @@ def test_direct_choice_ranks_only_the_100_candidates(tiny_fit):
 class _FakePredictor:
     """Answers rating prompts with a fixed distribution over "1.0" ... "5.0"."""
 
-    def __init__(self, items, dist):
-        self.items, self.dist = items, dist
+    def __init__(self, items, dist, rating_prior=None):
+        self.items, self.dist, self.rating_prior = items, dist, rating_prior or {}
+        self.baselines = []
 
-    def rating_distribution(self, prompts):
+    def rating_distribution(self, prompts, task=None, baselines=None):
+        self.baselines.append(baselines)
         return [list(self.dist) for _ in prompts]
 
     def write(self, prompts, num_beams=1):
@@ -117,6 +119,17 @@ def test_ratings_are_the_expected_value_and_the_most_likely_answer_never_invalid
     expected = 0.1 * 2 + 0.1 * 3 + 0.5 * 4 + 0.3 * 5
     assert m["rmse"] == pytest.approx(math.sqrt(np.mean([(expected - t) ** 2 for t in truths])))
     assert m["greedy_rmse"] == pytest.approx(math.sqrt(np.mean([(4.0 - t) ** 2 for t in truths])))  # mode: 4.0
+    assert fake.baselines and all(b is None for b in fake.baselines)  # no rating prior: as trained
+
+
+def test_a_model_with_a_rating_prior_gets_each_pairs_baseline_from_the_training_ratings(tiny_fit):
+    builder = tiny_fit.prepared.builder
+    fake = _FakePredictor(tiny_fit.recommender.items, [0.2] * 5, {"rating": object()})
+    evaluate(fake, builder, EvalConfig(tasks=["rating"], max_users=8, max_templates=1), progress=False)
+    examples = builder.eval_examples("rating", "test", np.random.default_rng(2022), max_contexts=8)
+    means = builder.rating_means()
+    want = [means.user(e.user) + means.item(e.item) - means.global_mean for e in examples[:8]]
+    assert fake.baselines and all(got == pytest.approx(want) for got in fake.baselines)  # the same users per template
 
 
 def test_parse_ratings_rejects_text_and_off_scale_numbers():

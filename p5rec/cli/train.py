@@ -95,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
         if result.first is not None:
             print(describe_first(result.first))
         print(result.train.describe(config.train.early_stopping_metric))
-        if result.copy_weights:
-            print(result.describe_copy())
+        for line in (result.describe_copy(), result.describe_rating()):
+            if line:
+                print(line)
         print(f"model saved to {', '.join(saved)}; training log in {config.train.output_dir}")
     state.wait_for_everyone()
     return 0

@@ -18,7 +18,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.generate import recommend_items, score_targets
-from p5rec.decoding.rating import answer_distribution, rating_distribution
+from p5rec.decoding.rating import RatingTilt, answer_distribution, rating_distribution, tilt
 from p5rec.decoding.text import CopyBonusLogitsProcessor, VisibleTextLogitsProcessor, blank_tokens
 from p5rec.decoding.trie import ItemTrie
 from p5rec.ids.index import ItemIndex
@@ -54,6 +54,9 @@ class Predictor:
         copy_prior: task -> `(vocab,)` amount added to the copy bonus of each prompt token when
             :meth:`write` answers that task (`p5rec.training.copy_prior`, weighted; chosen on the
             valid split after training). Decoder-only models.
+        rating_prior: rating task -> how its answers are centred on a baseline rating
+            (:class:`p5rec.decoding.rating.RatingTilt`, chosen on the valid split after training),
+            applied when :meth:`rate` / :meth:`rating_distribution` get the task and the baselines.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Predictor:
         prompt_eos: bool = False,
         copy_bonus: float = 0.0,
         copy_prior: Mapping[str, torch.Tensor] | None = None,
+        rating_prior: Mapping[str, RatingTilt] | None = None,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -94,6 +98,10 @@ class Predictor:
             raise ValueError("`copy_prior` needs a decoder-only model; this one is an encoder-decoder")
         self.readout, self.prompt_eos, self.copy_bonus = readout, prompt_eos, float(copy_bonus)
         self.copy_prior = {task: _checked_prior(v, f"`copy_prior[{task!r}]`") for task, v in (copy_prior or {}).items()}
+        self.rating_prior = dict(rating_prior or {})
+        for task, how in self.rating_prior.items():
+            if not isinstance(how, RatingTilt) or len(how.base) != len(RATING_VALUES):
+                raise ValueError(f"`rating_prior[{task!r}]` must be a RatingTilt over {len(RATING_VALUES)} values")
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -342,21 +350,37 @@ class Predictor:
         return out
 
     @torch.inference_mode()
-    def rate(self, prompts: Sequence[str]) -> list[float]:
-        """Expected star rating under the model's distribution over "1.0" ... "5.0"."""
+    def rate(
+        self, prompts: Sequence[str], task: str | None = None, baselines: Sequence[float] | None = None
+    ) -> list[float]:
+        """Expected star rating under the model's distribution over "1.0" ... "5.0" (centred on
+        `baselines` as :meth:`rating_distribution` says)."""
         numbers = [float(v) for v in RATING_VALUES]
-        return [sum(p * v for p, v in zip(row, numbers)) for row in self.rating_distribution(prompts)]
+        return [sum(p * v for p, v in zip(row, numbers)) for row in self.rating_distribution(prompts, task, baselines)]
 
     @torch.inference_mode()
-    def rating_distribution(self, prompts: Sequence[str]) -> list[list[float]]:
+    def rating_distribution(
+        self, prompts: Sequence[str], task: str | None = None, baselines: Sequence[float] | None = None
+    ) -> list[list[float]]:
         """Per prompt, the probability of each rating string "1.0" ... "5.0" (rows sum to 1): the
         exact read-out behind `rate`; its most likely value is the answer a constrained greedy
-        decoder would give, and never fails to parse."""
-        out: list[list[float]] = []
+        decoder would give, and never fails to parse.
+
+        With the `task` the model has a rating prior for and one baseline rating per prompt
+        (`RatingMeans.baseline` of the prompt's user and item), each distribution is centred on its
+        baseline (:func:`p5rec.decoding.rating.tilt`); otherwise it is the model's as trained.
+        """
+        if baselines is not None and len(baselines) != len(prompts):
+            raise ValueError(f"`baselines` has {len(baselines)} entries for {len(prompts)} prompts: one per prompt")
+        out: list[torch.Tensor] = []
         with self._lock:
             for _, batch in self._batches(prompts):
-                out += rating_distribution(self.model, batch, self.tokenizer, values=RATING_VALUES).tolist()
-        return out
+                out.append(rating_distribution(self.model, batch, self.tokenizer, values=RATING_VALUES))
+        dist = torch.cat(out) if out else torch.zeros(0, len(RATING_VALUES))
+        how = self.rating_prior.get(task) if task is not None else None
+        if how is not None and baselines is not None:
+            dist = tilt(dist, [float(v) for v in RATING_VALUES], how, baselines)
+        return dist.tolist()
 
 
 def _checked_prior(prior: torch.Tensor, name: str) -> torch.Tensor:

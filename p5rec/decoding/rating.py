@@ -6,11 +6,17 @@ which is smoother (lower RMSE) than taking the single most likely string. The gr
 the same trie-constrained decoding used for items, with the values as the catalog. The same
 read-out serves any fixed answer set (`answer_distribution`: "yes" against "no" for direct
 recommendation).
+
+A model that has not learnt its users answers every rating prompt with one distribution (the
+global mean's level); :func:`tilt` centres each answer on a baseline predictor's rating (the damped
+user and item averages, `p5rec.data.rating_means`) and keeps the model's per-prompt lean with a
+weight (:class:`RatingTilt`, chosen on the valid split after training).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -18,12 +24,14 @@ from p5rec.decoding.generate import recommend_items, score_items
 from p5rec.decoding.trie import ItemTrie
 
 __all__ = [
+    "RatingTilt",
     "answer_distribution",
     "answer_trie",
     "expected_rating",
     "predict_rating",
     "rating_distribution",
     "rating_trie",
+    "tilt",
 ]
 
 DEFAULT_VALUES = ("1.0", "2.0", "3.0", "4.0", "5.0")
@@ -123,3 +131,62 @@ def predict_rating(
     """
     found = recommend_items(model, batch, rating_trie(tokenizer, values), k=1, num_beams=1)
     return [values[row[0][0]] if row else "" for row in found]
+
+
+@dataclass(frozen=True)
+class RatingTilt:
+    """How a task's rating distributions are centred on a baseline rating (:func:`tilt`).
+
+    Args:
+        weight: how much of the model's own lean per prompt is kept: 0 answers the baseline's
+            rating for every prompt, 1 the model's distribution shifted by the baseline's offset.
+        base: the model's average distribution over the rating values (on valid prompts): where a
+            prompt's distribution equals it, the expected rating is exactly the baseline's.
+    """
+
+    weight: float
+    base: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        w = self.weight
+        if isinstance(w, bool) or not (isinstance(w, (int, float)) and 0 <= w < float("inf")):
+            raise ValueError(f"`weight` ({self.weight!r}) must be a finite number >= 0")
+        base = torch.tensor(self.base, dtype=torch.float64)
+        if base.dim() != 1 or len(base) < 2 or not bool(((base > 0) & torch.isfinite(base)).all()):
+            raise ValueError(f"`base` ({self.base!r}) must hold two or more positive probabilities, one per value")
+        object.__setattr__(self, "base", tuple(float(b) for b in base / base.sum()))
+
+
+def tilt(dist: torch.Tensor, values: Sequence[float], how: RatingTilt, baselines: Sequence[float]) -> torch.Tensor:
+    """The rating distributions `dist` `(N, V)` centred on one baseline rating per row.
+
+    Each row becomes `base * (p / base) ** weight * exp(lam * values)`, renormalised, with `lam`
+    the exponential tilt that moves `base` to the row's baseline mean: a prompt the model answers
+    with its average distribution gets the baseline's expected rating, and a prompt it answers
+    higher or lower keeps `weight` of that lean. Baselines are clipped just inside the values' range.
+
+    Returns:
+        `(N, V)` float32 probabilities on the CPU.
+    """
+    v = torch.tensor([float(x) for x in values], dtype=torch.float64)
+    if dist.dim() != 2 or dist.shape[1] != len(v) or len(how.base) != len(v):
+        raise ValueError(
+            f"`dist` {tuple(dist.shape)} and the tilt's base ({len(how.base)}) need one column per value ({len(v)})"
+        )
+    if len(baselines) != dist.shape[0]:
+        raise ValueError(f"`baselines` has {len(baselines)} entries for {dist.shape[0]} distributions")
+    margin = 1e-3 * float(v.max() - v.min())
+    target = torch.tensor([float(b) for b in baselines], dtype=torch.float64).clamp(
+        float(v.min()) + margin, float(v.max()) - margin
+    )
+    log_base = torch.tensor(how.base, dtype=torch.float64).log()
+    # The tilted base's mean rises with lam: bisect for the one that hits each row's target.
+    lo, hi = torch.full_like(target, -50.0), torch.full_like(target, 50.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        mean = torch.softmax(log_base + mid[:, None] * v, dim=-1) @ v
+        low = mean < target
+        lo, hi = torch.where(low, mid, lo), torch.where(low, hi, mid)
+    log_p = dist.double().clamp_min(1e-12).log()
+    logits = log_base + how.weight * (log_p - log_base) + ((lo + hi) / 2)[:, None] * v
+    return torch.softmax(logits, dim=-1).float().cpu()

@@ -70,7 +70,7 @@ def evaluate(
             if not examples:
                 continue
             start = time.perf_counter()
-            metrics, answers = _score(task, examples, predictor, items, cfg)
+            metrics, answers = _score(task, examples, predictor, items, cfg, builder)
             seconds = time.perf_counter() - start
             metrics["examples_per_s"] = len(examples) / max(seconds, 1e-9)
             row = {
@@ -113,8 +113,10 @@ def _score(
     predictor: Predictor,
     items: ItemIndex,
     cfg: EvalConfig,
+    builder: ExampleBuilder | None = None,
 ) -> tuple[dict[str, float], list[str]]:
-    """The task's metrics over `examples`, and the answers of the first `cfg.samples` of them as text
+    """The task's metrics over `examples` (rendered by `builder`, whose training ratings give the
+    rating answers' baselines), and the answers of the first `cfg.samples` of them as text
     (the top five IDs, the expected rating, the yes/no score, the written text); none by default,
     so validation builds no strings."""
     keep = cfg.samples
@@ -141,7 +143,10 @@ def _score(
     if kind == "rating":
         truths = [e.meta["rating"] for e in examples]
         values = [float(v) for v in RATING_VALUES]
-        dist = predictor.rating_distribution(prompts)
+        # The answers are centred on the training ratings' baseline when the model has a rating prior.
+        means = builder.rating_means() if builder is not None and task in predictor.rating_prior else None
+        baselines = [means.baseline(e.user, e.item) for e in examples] if means is not None else None
+        dist = predictor.rating_distribution(prompts, task, baselines)
         expected = [sum(p * v for p, v in zip(row, values)) for row in dist]
         metrics = rating_metrics(expected, truths)
         if cfg.greedy_rating:  # the most likely rating string: what constrained greedy decoding answers

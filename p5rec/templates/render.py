@@ -208,15 +208,24 @@ class ExampleBuilder:
         rows = [k for k in self._rated.get(user, [])[-(m + 1) :] if k != row][-m:]
         return [(self._item_id[c["item_id"][k]], float(c["rating"][k])) for k in rows]
 
-    def _averages(self, user: str, item: str, row: int | None) -> dict[str, str]:
-        """`user_avg_rating`/`item_avg_rating` over the training ratings, without the row's own."""
-        c = self._cols
-        if self._means is None:
+    def rating_means(self) -> RatingMeans | None:
+        """The damped user and item averages of the training ratings (fitted once); None when the
+        training reviews hold no rating. What rating prompts show and rating answers are centred on."""
+        if self._means is None and self._rated:
+            c = self._cols
             rows = (r for rs in self._rated.values() for r in rs)
             self._means = RatingMeans.fit((c["user_id"][r], c["item_id"][r], c["rating"][r]) for r in rows)
+        return self._means
+
+    def _averages(self, user: str, item: str, row: int | None) -> dict[str, str]:
+        """`user_avg_rating`/`item_avg_rating` over the training ratings, without the row's own."""
+        means = self.rating_means()
+        if means is None:
+            raise ValueError("a rating template shows average ratings, but the training reviews hold no rating")
         # A training row counts in its user's averages: leave its own rating out.
+        c = self._cols
         own = float(c["rating"][row]) if row is not None and row in self._rated.get(user, ()) else None
-        return rating_averages(self._means, user, item, own)
+        return rating_averages(means, user, item, own)
 
     def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
         """The retrieval baseline's explanation for (item, feature) over the training reviews; a
