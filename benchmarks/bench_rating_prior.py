@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 
 import numpy as np
 
@@ -34,8 +35,10 @@ def main() -> None:
     files = read_model_dir(args.model, "cpu")
     config = files.config
     prepared = prepare(config, load_data(config), items=files.items, users=files.users, templates=files.templates)
+    start = time.perf_counter()
     chosen = rating_prior(config, files.model, files.tokenizer, prepared)
-    print("chosen:", {t: how.weight for t, how in chosen.items()})
+    seconds = time.perf_counter() - start
+    print(f"chosen on valid in {seconds:.1f} s:", {t: how.weight for t, how in chosen.items()})
     cfg = EvalConfig(**{**config.eval.__dict__, "split": "test", "tasks": TASKS, "max_users": None})
     variants = {
         "as trained": {},

@@ -295,7 +295,7 @@ def copy_prior(
             if not examples:
                 continue
             prompts, refs = [e.input for e in examples], [e.target for e in examples]
-            score = {w: rouge(predictor.write(prompts, copy_prior=w * log_odds), refs)["rouge_1"] for w in WEIGHT_GRID}
+            score = {w: rouge(refs, predictor.write(prompts, copy_prior=w * log_odds))["rouge_1"] for w in WEIGHT_GRID}
             weights[task] = max(WEIGHT_GRID, key=lambda w: (score[w], -w))
     return {t: w * priors[t] for t, w in weights.items() if w > 0}, weights
 

@@ -60,7 +60,7 @@ def test_the_weight_is_chosen_on_valid_saved_with_the_model_and_used_to_write(tm
     # ROUGE that rises with each weight tried (the grid in order): the largest weight must win
     calls: list[int] = []
 
-    def rising(hyps, refs):
+    def rising(refs, hyps):
         calls.append(len(hyps))
         return {"rouge_1": float(len(calls) % len(WEIGHT_GRID))}  # 1, 2, 3, 4, then 0 at the grid's top
 
@@ -101,7 +101,7 @@ def test_ties_go_to_the_smaller_weight(monkeypatch):
     import p5rec.evaluation.metrics as metrics
     from p5rec.pipeline import fit
 
-    monkeypatch.setattr(metrics, "rouge", lambda hyps, refs: {"rouge_1": 5.0})
+    monkeypatch.setattr(metrics, "rouge", lambda refs, hyps: {"rouge_1": 5.0})
     config = tiny_config(
         validation={"tasks": ["sequential"], "max_users": 20},
         model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128},
