@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from p5rec.config import RunConfig
 from p5rec.data.rating_means import RatingMeans
+from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.predictor import Predictor
 from p5rec.decoding.rating import RatingTilt
@@ -132,6 +133,9 @@ class Recommender:
         rating_prior: rating task -> how its answers are centred on the baseline rating of the
             user and item (the damped averages of `ratings`; `p5rec.decoding.rating.tilt`, chosen on
             the valid split after training; saved as `rating_prior.json`). Empty: none.
+        explanations: the retrieval baseline's table of training explanations (saved as
+            `explanations.json`): explanation templates that show `similar_explanation` are filled
+            from it. None: such templates are not used.
         batch_size: prompts per forward pass.
     """
 
@@ -148,6 +152,7 @@ class Recommender:
         ratings: dict[str, list[tuple[str, float]]] | None = None,
         copy_prior: Mapping[str, torch.Tensor] | None = None,
         rating_prior: Mapping[str, RatingTilt] | None = None,
+        explanations: RetrievalExplainer | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -156,6 +161,7 @@ class Recommender:
         self.items, self.users, self.catalog, self.histories = items, users, catalog, histories
         self.templates = templates
         self.ratings = ratings if ratings is not None else {}
+        self.explanations = explanations
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
@@ -354,6 +360,7 @@ class Recommender:
             self._check_user(user)
             self.items.check([item], "item")
             have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
+            have |= {"similar_explanation"} if self.explanations is not None else set()
             chosen.append(self._template("explanation", template, have, prefer=("feature",) if feature else ()))
         # Templates that quote a rating get the predicted one: one batched pass for all of them.
         need = [k for k, tpl in enumerate(chosen) if "rating" in tpl.input_variables]
@@ -367,6 +374,9 @@ class Recommender:
                 self.max_history,
                 feature=feature or "",
                 rating=format_rating(ratings[k]) if k in ratings else "",
+                similar_explanation=self.explanations.explain(item, feature or "")
+                if "similar_explanation" in tpl.input_variables
+                else "",
             )
             prompts.append(_render_input(tpl, v))
         return self.predictor.write(prompts, task="explanation")
@@ -478,7 +488,7 @@ class Recommender:
             path,
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
-                self.config, self.ratings, self.copy_prior, self.rating_prior,
+                self.config, self.ratings, self.copy_prior, self.rating_prior, self.explanations,
             ),
         )  # fmt: skip
 

@@ -4,8 +4,9 @@ A directory holds everything needed to answer, under fixed names (as peft and tr
 theirs): the weights or LoRA adapter (`model/`, and `base_model/` for LoRA over a scratch preset),
 `tokenizer/`, the item and user indexes, the catalog, user histories, the prompt templates and
 `p5rec_config.json` (format version, p5rec version, the run's config), and optionally the known
-ratings (`ratings.json`), the copy prior of the text answers (`copy_prior.json`) and how rating
-answers are centred on the baseline rating (`rating_prior.json`). It is written atomically
+ratings (`ratings.json`), the copy prior of the text answers (`copy_prior.json`), how rating
+answers are centred on the baseline rating (`rating_prior.json`) and the retrieved training
+explanations that `similar_explanation` prompts show (`explanations.json`). It is written atomically
 (`p5rec._atomic`), and read back small files first, each checked, so a damaged file names itself
 before the weights load.
 """
@@ -26,6 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from p5rec import __version__
 from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
+from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
@@ -35,6 +37,7 @@ CONFIG_FILE = "p5rec_config.json"
 RATINGS_FILE = "ratings.json"
 COPY_PRIOR_FILE = "copy_prior.json"
 RATING_PRIOR_FILE = "rating_prior.json"
+EXPLANATIONS_FILE = "explanations.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -65,6 +68,7 @@ class ModelFiles(NamedTuple):
     ratings: dict[str, list[tuple[str, float]]]
     copy_prior: dict[str, torch.Tensor] | None = None
     rating_prior: dict[str, RatingTilt] | None = None
+    explanations: RetrievalExplainer | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -94,6 +98,8 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
         if files.rating_prior:  # task -> {"weight": w, "base": [p per rating value]}
             tilts = {t: {"weight": how.weight, "base": list(how.base)} for t, how in files.rating_prior.items()}
             (tmp / RATING_PRIOR_FILE).write_text(json.dumps(tilts))
+        if files.explanations is not None:
+            (tmp / EXPLANATIONS_FILE).write_text(json.dumps(files.explanations.to_dict(), ensure_ascii=False))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -143,7 +149,10 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
     # Optional: only models whose text answers copy with a prior have one.
     prior = _read_copy_prior(path / COPY_PRIOR_FILE, len(tokenizer)) if (path / COPY_PRIOR_FILE).exists() else {}
     tilts = _read_rating_prior(path / RATING_PRIOR_FILE) if (path / RATING_PRIOR_FILE).exists() else {}
-    return ModelFiles(model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts)
+    explained = _read_explanations(path / EXPLANATIONS_FILE) if (path / EXPLANATIONS_FILE).exists() else None
+    return ModelFiles(
+        model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts, explained
+    )
 
 
 def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
@@ -312,6 +321,14 @@ def _read_rating_prior(file: Path) -> dict[str, RatingTilt]:
                 f"probabilities as its base ({e}), got {how!r:.80}; restore the file"
             ) from None
     return out
+
+
+def _read_explanations(file: Path) -> RetrievalExplainer:
+    table = _read_json(file)
+    try:
+        return RetrievalExplainer.from_dict(table)
+    except ValueError as e:
+        raise ValueError(f"{file}: not a retrieved-explanation table ({e}); restore the file") from None
 
 
 @contextlib.contextmanager

@@ -429,4 +429,11 @@ def make_recommender(
         ratings=prepared.data.ratings(),
         copy_prior=copy_prior,
         rating_prior=rating_prior,
+        # Kept only when a template shows it: what fills `similar_explanation` in the API.
+        explanations=prepared.builder.retrieval() if _shows(prepared.templates, "similar_explanation") else None,
     )
+
+
+def _shows(templates: TemplateSet, variable: str) -> bool:
+    """Whether any template of the set fills `variable`."""
+    return any(variable in t.input_variables for t in templates)

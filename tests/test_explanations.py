@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from p5rec.data.build import build_recdata
@@ -157,3 +159,62 @@ def test_summary_survival_and_dataset_summary_column():
     data = build_recdata("t", rows, explanations=False)
     assert list(data.interactions["summary"]) == ["", "Great strings"]
     assert data.info["summaries"] == {"titles": 2, "kept": 1, "boilerplate_removed": 1}
+
+
+RETRIEVED = """
+family: explanation
+templates:
+  - id: retrieved-1
+    split: seen
+    description: Shows the retrieval baseline's sentence.
+    input: "aspect: {{ feature }} item: {{ item_id }} others wrote: {{ similar_explanation }} explanation:"
+    target: "{{ explanation }}"
+"""
+
+
+def test_retrieval_table_round_trips_and_refuses_a_malformed_one():
+    from p5rec.data.retrieved_explanations import RetrievalExplainer
+
+    items, features = ["a", "a", "b", "c"], ["tone", "tone", "tone", "price"]
+    r = RetrievalExplainer().fit(items, features, ["warm", "warm", "dull", "ok"])
+    back = RetrievalExplainer.from_dict(json.loads(json.dumps(r.to_dict())))
+    for item, feature, leave in [("a", "tone", None), ("b", "tone", "dull"), ("z", "price", None), ("z", "size", None)]:
+        assert back.explain(item, feature, leave) == r.explain(item, feature, leave)
+    bad_count = {"pair": [], "feature": [], "overall": [["x", "1"]]}
+    for bad in ({}, bad_count, {"pair": [["a"]], "feature": [], "overall": []}):
+        with pytest.raises(ValueError):
+            RetrievalExplainer.from_dict(bad)
+
+
+def test_the_api_fills_similar_explanation_from_the_saved_training_table(tmp_path, monkeypatch):
+    from conftest import tiny_config
+
+    from p5rec.api import Recommender
+    from p5rec.pipeline import fit
+
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "explanation.yaml").write_text(RETRIEVED)
+    result = fit(tiny_config(prompts=[str(folder)]), progress=False)
+    rec = result.recommender
+    assert rec.explanations is not None
+    rec.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "explanations.json").is_file()
+    back = Recommender.from_pretrained(tmp_path / "m", device="cpu")
+    train = result.prepared.builder.retrieval()
+    user, (item, _) = next((u, rated[0]) for u, rated in back.ratings.items() if rated)
+    prompts: list[str] = []
+    write = back.predictor.write
+    monkeypatch.setattr(back.predictor, "write", lambda p, *a, **k: prompts.extend(p) or write(p, *a, **k))
+    back.explain(user, item, feature="sound", template="retrieved-1")
+    assert prompts == [
+        f"aspect: sound item: {back.items.id_of(item)} others wrote: {train.explain(item, 'sound')} explanation:"
+    ]
+    (tmp_path / "m" / "explanations.json").write_text('{"pair": [], "feature": []}')
+    with pytest.raises(ValueError, match=r"explanations.json: not a retrieved-explanation table"):
+        Recommender.from_pretrained(tmp_path / "m", device="cpu")
+
+
+def test_without_such_templates_no_table_is_kept(tiny_fit, tiny_model_dir):
+    assert tiny_fit.recommender.explanations is None
+    assert not (tiny_model_dir / "explanations.json").exists()

@@ -56,6 +56,43 @@ class RetrievalExplainer:
         self._levels = tuple({k: tuple(c.most_common(2)) for k, c in level.items()} for level in levels)
         return self
 
+    def to_dict(self) -> dict[str, list]:
+        """The fitted table as JSON-ready lists (the two most frequent texts per key, with counts):
+        what a saved model keeps to fill `similar_explanation` in the API."""
+        if not self._levels:
+            raise ValueError("RetrievalExplainer is not fitted: call fit(items, features, explanations) first")
+        pair, feature, overall = self._levels
+        return {
+            "pair": [[item, feat, [list(t) for t in top]] for (item, feat), top in pair.items()],
+            "feature": [[feat, [list(t) for t in top]] for feat, top in feature.items()],
+            "overall": [list(t) for t in overall.get(None, ())],
+        }
+
+    @classmethod
+    def from_dict(cls, table: dict[str, list]) -> RetrievalExplainer:
+        """Rebuild a fitted explainer from :meth:`to_dict`; a malformed table raises ValueError."""
+
+        def top(entries: object) -> _Top:
+            if not isinstance(entries, list) or not 1 <= len(entries) <= 2:
+                raise ValueError(f"expected one or two [text, count] pairs, got {entries!r:.80}")
+            out = []
+            for e in entries:
+                if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and type(e[1]) is int):
+                    raise ValueError(f"expected [text, count], got {e!r:.80}")
+                out.append((e[0], e[1]))
+            return tuple(out)
+
+        if not isinstance(table, dict) or set(table) != {"pair", "feature", "overall"}:
+            raise ValueError(f"expected an object with 'pair', 'feature' and 'overall', got {table!r:.80}")
+        try:
+            pair = {(r[0], r[1]): top(r[2]) for r in table["pair"]}
+            feature = {r[0]: top(r[1]) for r in table["feature"]}
+        except (TypeError, IndexError, KeyError) as e:
+            raise ValueError(f"a 'pair' or 'feature' row is malformed ({e})") from None
+        out = cls()
+        out._levels = (pair, feature, {None: top(table["overall"])})
+        return out
+
     def explain(self, item: str, feature: str, leave_out: str | None = None) -> str:
         """The retrieved explanation; `leave_out`: one training row's own text that must not count
         (a training prompt showing the retrieval of its own row would show its answer). '' when

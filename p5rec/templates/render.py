@@ -227,18 +227,28 @@ class ExampleBuilder:
         own = float(c["rating"][row]) if row is not None and row in self._rated.get(user, ()) else None
         return rating_averages(means, user, item, own)
 
-    def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
-        """The retrieval baseline's explanation for (item, feature) over the training reviews; a
-        training row's own explanation does not count (the test rows' are unknown to it too)."""
+    def retrieval(self) -> RetrievalExplainer | None:
+        """The retrieval baseline's table over the training reviews (fitted once); None when no
+        training review has an explanation. What `similar_explanation` shows."""
         c = self._cols
         if self._retrieval is None:
             rows = self.splits.review_rows("train").tolist()
+            if not any(c["explanation"][r] for r in rows):
+                return None
             self._train_reviews = frozenset(rows)
             self._retrieval = RetrievalExplainer().fit(
                 [c["item_id"][r] for r in rows], [c["feature"][r] for r in rows], [c["explanation"][r] for r in rows]
             )
-        own = c["explanation"][row] if row in self._train_reviews else None
-        return self._retrieval.explain(item, feature, leave_out=own or None)
+        return self._retrieval
+
+    def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
+        """The retrieval baseline's explanation for (item, feature) over the training reviews; a
+        training row's own explanation does not count (the test rows' are unknown to it too)."""
+        retrieval = self.retrieval()
+        if retrieval is None:
+            return ""
+        own = self._cols["explanation"][row] if row in self._train_reviews else None
+        return retrieval.explain(item, feature, leave_out=own or None)
 
     def _contexts(
         self, task: str, split: str, rng: np.random.Generator, users: set[str] | None = None
