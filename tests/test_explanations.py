@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -215,6 +216,14 @@ def test_the_api_fills_similar_explanation_from_the_saved_training_table(tmp_pat
         Recommender.from_pretrained(tmp_path / "m", device="cpu")
 
 
-def test_without_such_templates_no_table_is_kept(tiny_fit, tiny_model_dir):
-    assert tiny_fit.recommender.explanations is None
-    assert not (tiny_model_dir / "explanations.json").exists()
+def test_the_shipped_templates_keep_the_table_and_templates_without_the_variable_do_not(tiny_fit, tiny_model_dir):
+    from conftest import tiny_config
+
+    from p5rec.pipeline import fit
+
+    assert tiny_fit.recommender.explanations is not None  # every shipped explanation template shows it
+    assert (tiny_model_dir / "explanations.json").is_file()
+    # the prompts shipped before, same ids (the ablation in docs/benchmarks.md)
+    plain_prompts = Path(__file__).parents[1] / "benchmarks" / "ablation_prompts" / "explanation_plain"
+    plain = fit(tiny_config(prompts=[str(plain_prompts)]), progress=False)
+    assert plain.recommender.explanations is None
