@@ -11,17 +11,17 @@ from __future__ import annotations
 import argparse
 import time
 
-from p5rec.model_dir import read_model_dir
-from p5rec.pipeline import copy_prior, load_data, prepare
+from _saved_model import add_model_argument, load_saved
+
+from p5rec.pipeline import copy_prior
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a model directory saved by `p5rec train` (its data must be where it was)")
+    add_model_argument(parser)
     args = parser.parse_args()
-    files = read_model_dir(args.model, "cpu")
+    files, prepared = load_saved(args.model)
     config = files.config
-    prepared = prepare(config, load_data(config), items=files.items, users=files.users, templates=files.templates)
     start = time.perf_counter()
     _, weights = copy_prior(config, files.model, files.tokenizer, prepared.builder, prepared)
     print(f"{args.model}: weights {weights}; {time.perf_counter() - start:.1f} s")

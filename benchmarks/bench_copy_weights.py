@@ -13,24 +13,23 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from _saved_model import add_model_argument, load_saved
 
 from p5rec.api import predictor_for
 from p5rec.evaluation.metrics import rouge
-from p5rec.model_dir import read_model_dir
-from p5rec.pipeline import COPY_VALID_EXAMPLES, load_data, prepare
+from p5rec.pipeline import COPY_VALID_EXAMPLES
 from p5rec.training.copy_prior import fit_copy_priors
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a model directory saved by `p5rec train` (its data must be where it was)")
+    add_model_argument(parser)
     parser.add_argument("--weights", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0])
     parser.add_argument("--task", default="review_summary", help="the text task (default review_summary)")
     parser.add_argument("--no-test", action="store_true", help="valid only")
     args = parser.parse_args()
-    files = read_model_dir(args.model, "cpu")
+    files, prepared = load_saved(args.model)
     config = files.config
-    prepared = prepare(config, load_data(config), items=files.items, users=files.users, templates=files.templates)
     builder = prepared.builder
     log_odds = fit_copy_priors(builder, files.tokenizer, config.train.seed)[args.task]
     predictor = predictor_for(files.model, files.tokenizer, files.items, config)

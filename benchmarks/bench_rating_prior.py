@@ -16,25 +16,24 @@ import dataclasses
 import time
 
 import numpy as np
+from _saved_model import add_model_argument, load_saved
 
 from p5rec.api import predictor_for
 from p5rec.evaluation import metrics
 from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.evaluate import evaluate
 from p5rec.evaluation.protocol import evaluate_baselines
-from p5rec.model_dir import read_model_dir
-from p5rec.pipeline import load_data, prepare, rating_prior
+from p5rec.pipeline import rating_prior
 
 TASKS = ["rating", "review_rating"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a model directory saved by `p5rec train` (its data must be where it was)")
+    add_model_argument(parser)
     args = parser.parse_args()
-    files = read_model_dir(args.model, "cpu")
+    files, prepared = load_saved(args.model)
     config = files.config
-    prepared = prepare(config, load_data(config), items=files.items, users=files.users, templates=files.templates)
     start = time.perf_counter()
     chosen = rating_prior(config, files.model, files.tokenizer, prepared)
     seconds = time.perf_counter() - start
