@@ -86,22 +86,32 @@ class FitResult:
 
     def describe_copy(self) -> str:
         """One line on the copy prior's weights (empty when no text task has one)."""
-        if not self.copy_weights:
-            return ""
-        chosen = ", ".join(f"{t} {w:g}" for t, w in sorted(self.copy_weights.items()))
-        given = self.recommender.config.model.copy_prior is not None
-        return f"copy prior weight per text task ({'given' if given else 'chosen on valid'}): {chosen}"
+        return describe_copy(self.recommender.config, self.copy_weights)
 
     def describe_rating(self) -> str:
         """One line on the rating prior's weights (empty when no rating task has one)."""
-        if not self.rating_prior:
-            return ""
-        chosen = ", ".join(f"{t} {how.weight:g}" for t, how in sorted(self.rating_prior.items()))
-        given = self.recommender.config.model.rating_prior_weight is not None
-        return (
-            "ratings centred on the damped user and item averages; weight of the model's own lean "
-            f"({'given' if given else 'chosen on valid'}): {chosen}"
-        )
+        return describe_rating(self.recommender.config, self.rating_prior)
+
+
+def describe_copy(config: RunConfig, weights: dict[str, float]) -> str:
+    """One line on the copy prior's weight per text task (empty without one), as `p5rec train` prints it."""
+    if not weights:
+        return ""
+    chosen = ", ".join(f"{t} {w:g}" for t, w in sorted(weights.items()))
+    given = config.model.copy_prior is not None
+    return f"copy prior weight per text task ({'given' if given else 'chosen on valid'}): {chosen}"
+
+
+def describe_rating(config: RunConfig, tilts: dict[str, RatingTilt]) -> str:
+    """One line on the rating prior's weight per rating task (empty without one)."""
+    if not tilts:
+        return ""
+    chosen = ", ".join(f"{t} {how.weight:g}" for t, how in sorted(tilts.items()))
+    given = config.model.rating_prior_weight is not None
+    return (
+        "ratings centred on the damped user and item averages; weight of the model's own lean "
+        f"({'given' if given else 'chosen on valid'}): {chosen}"
+    )
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -252,11 +262,19 @@ def fit(
     result, first = train_phases(
         config, model, tokenizer, builder, validate, progress, on_step, item_tokens=item_token_ids(tokenizer, domains)
     )
-    prior, weights = copy_prior(config, model, tokenizer, builder, domains[0])
-    tilts = rating_prior(config, model, tokenizer, domains[0])
+    prior, weights, tilts = read_out(config, model, tokenizer, builder, domains[0])
     recs = [make_recommender(config, p, model, tokenizer, prior, tilts) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
     return FitResult(recs[0], domains[0], result, tagged, first, weights, tilts)
+
+
+def read_out(
+    config: RunConfig, model, tokenizer, builder, prepared: Prepared
+) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, RatingTilt]]:
+    """What a trained model's answers are read with, chosen after training: the weighted copy prior
+    per text task and its weights (:func:`copy_prior`), and the rating prior (:func:`rating_prior`)."""
+    prior, weights = copy_prior(config, model, tokenizer, builder, prepared)
+    return prior, weights, rating_prior(config, model, tokenizer, prepared)
 
 
 def copy_prior(

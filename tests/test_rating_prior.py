@@ -73,7 +73,7 @@ def test_the_weight_follows_the_valid_split():
     dist, truths, baselines = _valid(True)
     informative, rmse = choose_tilt(dist, VALUES, truths, baselines)
     assert informative.weight >= 1.0 and set(rmse) == set(WEIGHT_GRID)
-    assert rmse[informative.weight] == min(rmse.values())
+    assert rmse[informative.weight] < rmse[0.0]  # kept only because it beats the baseline alone
     flat = _valid(False)
     noise, _ = choose_tilt(flat[0], VALUES, *flat[1:])
     assert noise.weight == 0.0  # a lean that says nothing is dropped

@@ -96,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines
     from p5rec.pipeline import (
         build_model,
-        copy_prior,
+        describe_copy,
+        describe_rating,
         item_token_ids,
         make_recommender,
         make_validator,
-        rating_prior,
+        read_out,
         resolve_and_prepare,
         train_phases,
     )
@@ -154,13 +155,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(result.describe(config.train.early_stopping_metric))
 
     # The answers are read as `p5rec train`'s are: text with the copy prior, ratings centred on the baseline.
-    prior, weights = copy_prior(config, model, tokenizer, prepared.builder, prepared)
-    tilts = rating_prior(config, model, tokenizer, prepared)
+    prior, weights, tilts = read_out(config, model, tokenizer, prepared.builder, prepared)
     rec = make_recommender(config, prepared, model, tokenizer, prior, tilts)
-    for task, how in sorted(tilts.items()):
-        console.print(f"{task}: answers centred on the damped user and item averages (model's lean x{how.weight:g})")
-    for task, w in sorted(weights.items()):
-        console.print(f"{task}: copy prior weight {w:g}")
+    for line in (describe_copy(config, weights), describe_rating(config, tilts)):
+        if line:
+            console.print(line)
     catalog = rec.catalog
 
     console.rule("[bold]3. Evaluation (test split)")
