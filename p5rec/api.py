@@ -51,11 +51,13 @@ def predictor_for(
     batch_size: int = 32,
     copy_prior: Mapping[str, torch.Tensor] | None = None,
     rating_prior: Mapping[str, RatingTilt] | None = None,
+    choice: Mapping[str, float] | None = None,
 ) -> Predictor:
     """The `Predictor` that reads `model` as it was trained with `config`; validation during training
     uses it too, so the weights kept are chosen by what evaluation and the API score. `copy_prior`:
     the weighted copy prior per text task chosen after training (`Recommender.copy_prior`);
-    `rating_prior`: how each rating task's answers are centred (`Recommender.rating_prior`)."""
+    `rating_prior`: how each rating task's answers are centred (`Recommender.rating_prior`); `choice`:
+    the text tasks answered by a choice among retrieved texts, with its temperature (`Recommender.choice`)."""
     return Predictor(
         model,
         tokenizer,
@@ -71,6 +73,7 @@ def predictor_for(
         copy_bonus=config.model.copy_bonus,
         copy_prior=copy_prior,
         rating_prior=rating_prior,
+        choice=choice,
     )
 
 
@@ -135,7 +138,11 @@ class Recommender:
             the valid split after training; saved as `rating_prior.json`). Empty: none.
         explanations: the retrieval baseline's table of training explanations (saved as
             `explanations.json`): explanation templates that show `similar_explanation` are filled
-            from it. None: such templates are not used.
+            from it, and explanations chosen among retrieved ones (`choice`) take their candidates from it.
+            None: such templates are not used.
+        choice: text task -> temperature with which that task's answers are chosen among retrieved
+            training texts instead of written (`p5rec.decoding.consensus`; chosen on the valid split
+            after training; saved as `answer_choice.json`). Empty: written.
         batch_size: prompts per forward pass.
     """
 
@@ -153,6 +160,7 @@ class Recommender:
         copy_prior: Mapping[str, torch.Tensor] | None = None,
         rating_prior: Mapping[str, RatingTilt] | None = None,
         explanations: RetrievalExplainer | None = None,
+        choice: Mapping[str, float] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -165,7 +173,11 @@ class Recommender:
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
-        self.predictor = predictor_for(model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior)
+        if choice and explanations is None:
+            raise ValueError("`choice` chooses explanations among retrieved ones: give the table (`explanations`)")
+        self.predictor = predictor_for(
+            model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior, choice
+        )
 
     @property
     def copy_prior(self) -> dict[str, torch.Tensor]:
@@ -176,6 +188,11 @@ class Recommender:
     def rating_prior(self) -> dict[str, RatingTilt]:
         """Rating task -> how its answers are centred on the baseline rating (the predictor's)."""
         return self.predictor.rating_prior
+
+    @property
+    def choice(self) -> dict[str, float]:
+        """Text task -> temperature of its answers chosen among retrieved texts (the predictor's)."""
+        return self.predictor.choice
 
     # ------------------------------------------------------------------ answers
     def recommend(
@@ -379,6 +396,9 @@ class Recommender:
                 else "",
             )
             prompts.append(_render_input(tpl, v))
+        if "explanation" in self.predictor.choice:
+            candidates = [self.explanations.candidates(item, feature or "") for _, item, feature in requests]
+            return self.predictor.choose(prompts, candidates, task="explanation")
         return self.predictor.write(prompts, task="explanation")
 
     def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
@@ -488,7 +508,7 @@ class Recommender:
             path,
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
-                self.config, self.ratings, self.copy_prior, self.rating_prior, self.explanations,
+                self.config, self.ratings, self.copy_prior, self.rating_prior, self.explanations, self.choice,
             ),
         )  # fmt: skip
 

@@ -38,6 +38,7 @@ RATINGS_FILE = "ratings.json"
 COPY_PRIOR_FILE = "copy_prior.json"
 RATING_PRIOR_FILE = "rating_prior.json"
 EXPLANATIONS_FILE = "explanations.json"
+CHOICE_FILE = "answer_choice.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -69,6 +70,7 @@ class ModelFiles(NamedTuple):
     copy_prior: dict[str, torch.Tensor] | None = None
     rating_prior: dict[str, RatingTilt] | None = None
     explanations: RetrievalExplainer | None = None
+    choice: dict[str, float] | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -100,6 +102,8 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
             (tmp / RATING_PRIOR_FILE).write_text(json.dumps(tilts))
         if files.explanations is not None:
             (tmp / EXPLANATIONS_FILE).write_text(json.dumps(files.explanations.to_dict(), ensure_ascii=False))
+        if files.choice:  # text task -> temperature of the answers chosen among retrieved texts
+            (tmp / CHOICE_FILE).write_text(json.dumps(files.choice))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -150,8 +154,9 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
     prior = _read_copy_prior(path / COPY_PRIOR_FILE, len(tokenizer)) if (path / COPY_PRIOR_FILE).exists() else {}
     tilts = _read_rating_prior(path / RATING_PRIOR_FILE) if (path / RATING_PRIOR_FILE).exists() else {}
     explained = _read_explanations(path / EXPLANATIONS_FILE) if (path / EXPLANATIONS_FILE).exists() else None
+    choice = _read_choice(path / CHOICE_FILE, explained) if (path / CHOICE_FILE).exists() else {}
     return ModelFiles(
-        model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts, explained
+        model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts, explained, choice
     )
 
 
@@ -329,6 +334,17 @@ def _read_explanations(file: Path) -> RetrievalExplainer:
         return RetrievalExplainer.from_dict(table)
     except ValueError as e:
         raise ValueError(f"{file}: not a retrieved-explanation table ({e}); restore the file") from None
+
+
+def _read_choice(file: Path, explained: RetrievalExplainer | None) -> dict[str, float]:
+    choice = _read_json(file)
+    if not isinstance(choice, dict) or not all(
+        task == "explanation" and type(t) in (int, float) and 0 <= t < float("inf") for task, t in choice.items()
+    ):
+        raise ValueError(f'{file}: expected {{"explanation": temperature >= 0}}, got {choice!r:.80}; restore the file')
+    if choice and explained is None:
+        raise ValueError(f"{file}: explanations are chosen among retrieved ones but {EXPLANATIONS_FILE} is missing")
+    return {task: float(t) for task, t in choice.items()}
 
 
 @contextlib.contextmanager

@@ -59,6 +59,10 @@ DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-t
 TOKENIZER_SAMPLE = 5_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
 COPY_VALID_EXAMPLES = 200  # valid examples per text task that choose the copy prior's weight
 RATING_VALID_EXAMPLES = 2_000  # valid prompts per rating task (all seen templates) that fit the rating prior
+CHOICE_VALID_EXAMPLES = 500  # valid explanations that decide between writing and choosing, and the temperature
+# Temperatures tried for choosing an explanation among retrieved ones (`p5rec.decoding.consensus`):
+# 0 weighs the candidates alike (the model is not read), higher ones follow the model more.
+CHOICE_TEMPERATURES = (0.0, 0.5, 1.0, 2.0)
 ID_TOKEN = re.compile(r"<[A-Za-z_]+\d+>")  # the form of every ID token (`p5rec.ids.index.render_id`)
 
 
@@ -83,6 +87,7 @@ class FitResult:
     first: TrainResult | None = None  # the next-item-only phase (`train.sequential_first`), when it ran
     copy_weights: dict[str, float] = field(default_factory=dict)  # text task -> the copy prior's weight
     rating_prior: dict[str, RatingTilt] = field(default_factory=dict)  # rating task -> how answers are centred
+    choice: dict[str, float] = field(default_factory=dict)  # text task -> temperature of the chosen answers
 
     def describe_copy(self) -> str:
         """One line on the copy prior's weights (empty when no text task has one)."""
@@ -91,6 +96,31 @@ class FitResult:
     def describe_rating(self) -> str:
         """One line on the rating prior's weights (empty when no rating task has one)."""
         return describe_rating(self.recommender.config, self.rating_prior)
+
+    def describe_choice(self) -> str:
+        """One line on the text tasks answered by a choice among retrieved texts (empty when none)."""
+        return describe_choice(self.recommender.config, self.choice)
+
+
+@dataclass
+class ReadOut:
+    """How a trained model's answers are read, chosen after training and saved with it: the copy
+    prior per text task (and its weights), the rating prior, and the text tasks answered by a choice
+    among retrieved texts (task -> temperature)."""
+
+    copy_prior: dict[str, torch.Tensor] = field(default_factory=dict)
+    copy_weights: dict[str, float] = field(default_factory=dict)
+    rating_prior: dict[str, RatingTilt] = field(default_factory=dict)
+    choice: dict[str, float] = field(default_factory=dict)
+
+    def describe(self, config: RunConfig) -> list[str]:
+        """The lines `p5rec train` prints about it (those with something to say)."""
+        lines = (
+            describe_copy(config, self.copy_weights),
+            describe_rating(config, self.rating_prior),
+            describe_choice(config, self.choice),
+        )
+        return [line for line in lines if line]
 
 
 def describe_copy(config: RunConfig, weights: dict[str, float]) -> str:
@@ -110,6 +140,18 @@ def describe_rating(config: RunConfig, tilts: dict[str, RatingTilt]) -> str:
     given = config.model.rating_prior_weight is not None
     return (
         "ratings centred on the damped user and item averages; weight of the model's own lean "
+        f"({'given' if given else 'chosen on valid'}): {chosen}"
+    )
+
+
+def describe_choice(config: RunConfig, choice: dict[str, float]) -> str:
+    """One line on the text tasks whose answers are chosen among retrieved texts (empty without one)."""
+    if not choice:
+        return ""
+    given = config.model.choice_temperature is not None
+    chosen = ", ".join(f"{t} {v:g}" for t, v in sorted(choice.items()))
+    return (
+        "answers chosen among retrieved training texts by their agreement; temperature of the model's weights "
         f"({'given' if given else 'chosen on valid'}): {chosen}"
     )
 
@@ -262,19 +304,20 @@ def fit(
     result, first = train_phases(
         config, model, tokenizer, builder, validate, progress, on_step, item_tokens=item_token_ids(tokenizer, domains)
     )
-    prior, weights, tilts = read_out(config, model, tokenizer, builder, domains[0])
-    recs = [make_recommender(config, p, model, tokenizer, prior, tilts) for p in domains]
+    read = read_out(config, model, tokenizer, builder, domains[0])
+    recs = [make_recommender(config, p, model, tokenizer, read) for p in domains]
     tagged = dict(zip(DOMAIN_TAGS, recs)) if config.data.sources and data is None else {}
-    return FitResult(recs[0], domains[0], result, tagged, first, weights, tilts)
+    return FitResult(recs[0], domains[0], result, tagged, first, read.copy_weights, read.rating_prior, read.choice)
 
 
-def read_out(
-    config: RunConfig, model, tokenizer, builder, prepared: Prepared
-) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, RatingTilt]]:
+def read_out(config: RunConfig, model, tokenizer, builder, prepared: Prepared) -> ReadOut:
     """What a trained model's answers are read with, chosen after training: the weighted copy prior
-    per text task and its weights (:func:`copy_prior`), and the rating prior (:func:`rating_prior`)."""
+    per text task and its weights (:func:`copy_prior`), the rating prior (:func:`rating_prior`), and
+    whether explanations are chosen among retrieved ones (:func:`explanation_choice`)."""
     prior, weights = copy_prior(config, model, tokenizer, builder, prepared)
-    return prior, weights, rating_prior(config, model, tokenizer, prepared)
+    tilts = rating_prior(config, model, tokenizer, prepared)
+    choice = explanation_choice(config, model, tokenizer, prepared, prior)
+    return ReadOut(prior, weights, tilts, choice)
 
 
 def copy_prior(
@@ -350,6 +393,63 @@ def rating_prior(config: RunConfig, model, tokenizer, prepared: Prepared) -> dic
         baselines = [means.baseline(e.user, e.item) for e in examples]
         tilts[task], _ = choose_tilt(dist, values, truths, baselines, given)
     return tilts
+
+
+def explanation_choice(
+    config: RunConfig, model, tokenizer, prepared: Prepared, prior: dict[str, torch.Tensor] | None = None
+) -> dict[str, float]:
+    """Whether explanations are chosen among retrieved training explanations, and at what temperature.
+
+    `{"explanation": temperature}`, or {} to write them. With `model.choice_temperature` given, that
+    one; else the best of writing (with the copy prior `prior`) and choosing at each of
+    `CHOICE_TEMPERATURES`, by BLEU-4 + ROUGE-1 + ROUGE-L on up to `CHOICE_VALID_EXAMPLES` valid
+    explanations of the first seen template (ties: writing, then the lower temperature). Nothing
+    when `model.choose_explanations` is off, the task is not trained or no training row has an
+    explanation, or with no temperature given and no validation.
+    """
+    builder = prepared.builder
+    given = config.model.choice_temperature
+    if not config.model.choose_explanations or not builder.trains("explanation") or builder.retrieval() is None:
+        return {}
+    if given is not None:
+        return {"explanation": float(given)}
+    seen = builder.usable_templates("explanation", "seen")
+    if config.validation is None or not seen:
+        return {}
+    rng = np.random.default_rng(config.train.seed)
+    examples = builder.eval_examples("explanation", "valid", rng, [seen[0].id], CHOICE_VALID_EXAMPLES)
+    if not examples:
+        return {}
+    predictor = predictor_for(model, tokenizer, prepared.items, config, copy_prior=prior)
+    best = pick_readout(explanation_readouts(predictor, builder, examples))
+    return {} if best is None else {"explanation": best}
+
+
+def pick_readout(scored: dict[float | None, dict[str, float]]) -> float | None:
+    """The read-out of :func:`explanation_readouts` with the best BLEU-4 + ROUGE-1 + ROUGE-L: a
+    temperature, or None to write (ties: writing, then the lower temperature)."""
+
+    def total(m: dict[str, float]) -> float:
+        return m["bleu_4"] + m["rouge_1"] + m["rouge_l"]
+
+    return max(scored, key=lambda t: (total(scored[t]), t is None, -(t or 0.0)))
+
+
+def explanation_readouts(predictor, builder, examples) -> dict[float | None, dict[str, float]]:
+    """Text metrics (BLEU-4, ROUGE) of the explanations written for `examples` (key None) and of
+    those chosen among the retrieved candidates at each of `CHOICE_TEMPERATURES` (the model scores
+    the candidates once)."""
+    from p5rec.decoding.consensus import consensus
+    from p5rec.evaluation.metrics import text_metrics
+
+    prompts, refs = [e.input for e in examples], [e.target for e in examples]
+    candidates = [builder.explanation_candidates(e) for e in examples]
+    out = {None: text_metrics(refs, predictor.write(prompts, task="explanation"), max_n=4)}
+    scores = predictor.candidate_scores(prompts, candidates)
+    for t in CHOICE_TEMPERATURES:
+        hyps = [texts[consensus(texts, s, t)] for texts, s in zip(candidates, scores)]
+        out[t] = text_metrics(refs, hyps, max_n=4)
+    return out
 
 
 def item_token_ids(tokenizer, domains: Sequence[Prepared]) -> list[int]:
@@ -430,11 +530,15 @@ def make_recommender(
     prepared: Prepared,
     model,
     tokenizer,
-    copy_prior: dict[str, torch.Tensor] | None = None,
-    rating_prior: dict[str, RatingTilt] | None = None,
+    read: ReadOut | None = None,
 ) -> Recommender:
-    """Bundle a trained model with the catalog, indexes, histories and templates it was trained with
-    (and the copy prior its text answers are written with, the rating prior its ratings are centred with)."""
+    """Bundle a trained model with the catalog, indexes, histories and templates it was trained with,
+    and how its answers are read (`read`: the copy prior its text answers are written with, the
+    rating prior its ratings are centred with, the tasks answered by a choice among retrieved texts)."""
+    read = read or ReadOut()
+    table = prepared.builder.retrieval()
+    choice = read.choice if table is not None else {}  # a dataset of a mixture may have no explanations
+    retrieval = bool(choice) or _shows(prepared.templates, "similar_explanation")
     return Recommender(
         model,
         tokenizer,
@@ -445,10 +549,11 @@ def make_recommender(
         prepared.templates,
         config,
         ratings=prepared.data.ratings(),
-        copy_prior=copy_prior,
-        rating_prior=rating_prior,
-        # Kept only when a template shows it: what fills `similar_explanation` in the API.
-        explanations=prepared.builder.retrieval() if _shows(prepared.templates, "similar_explanation") else None,
+        copy_prior=read.copy_prior,
+        rating_prior=read.rating_prior,
+        choice=choice,
+        # Kept only when used: what fills `similar_explanation` and gives the candidates in the API.
+        explanations=table if retrieval else None,
     )
 
 

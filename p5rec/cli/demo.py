@@ -96,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
     from p5rec.evaluation.protocol import BaselineConfig, evaluate_baselines
     from p5rec.pipeline import (
         build_model,
-        describe_copy,
-        describe_rating,
         item_token_ids,
         make_recommender,
         make_validator,
@@ -154,12 +152,11 @@ def run(args: argparse.Namespace) -> int:
         console.print(describe_first(first))
     console.print(result.describe(config.train.early_stopping_metric))
 
-    # The answers are read as `p5rec train`'s are: text with the copy prior, ratings centred on the baseline.
-    prior, weights, tilts = read_out(config, model, tokenizer, prepared.builder, prepared)
-    rec = make_recommender(config, prepared, model, tokenizer, prior, tilts)
-    for line in (describe_copy(config, weights), describe_rating(config, tilts)):
-        if line:
-            console.print(line)
+    # The answers are read as `p5rec train`'s are: text with the copy prior (or chosen), ratings centred.
+    read = read_out(config, model, tokenizer, prepared.builder, prepared)
+    rec = make_recommender(config, prepared, model, tokenizer, read)
+    for line in read.describe(config):
+        console.print(line)
     catalog = rec.catalog
 
     console.rule("[bold]3. Evaluation (test split)")

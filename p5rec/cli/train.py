@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if result.first is not None:
             print(describe_first(result.first))
         print(result.train.describe(config.train.early_stopping_metric))
-        for line in (result.describe_copy(), result.describe_rating()):
+        for line in (result.describe_copy(), result.describe_rating(), result.describe_choice()):
             if line:
                 print(line)
         print(f"model saved to {', '.join(saved)}; training log in {config.train.output_dir}")

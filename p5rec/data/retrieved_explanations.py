@@ -13,7 +13,8 @@ from collections.abc import Hashable, Sequence
 
 __all__ = ["RetrievalExplainer"]
 
-_Top = tuple[tuple[str, int], ...]  # the two most frequent texts of a key, with their counts
+_Top = tuple[tuple[str, int], ...]  # the most frequent texts of a key, with their counts, most frequent first
+KEEP = 20  # texts kept per key: the retrieved one, and the candidates an explanation may be chosen from
 
 
 class RetrievalExplainer:
@@ -34,7 +35,7 @@ class RetrievalExplainer:
         self._levels: tuple[dict[Hashable, _Top], ...] = ()
 
     def fit(self, items: Sequence[str], features: Sequence[str], explanations: Sequence[str]) -> RetrievalExplainer:
-        """Learn from aligned training rows (rows without an explanation are skipped)."""
+        """Learn from aligned training rows (rows without an explanation, or a blank one, are skipped)."""
         if not (len(items) == len(features) == len(explanations)):
             raise ValueError(
                 f"`items` ({len(items)}), `features` ({len(features)}) and `explanations` ({len(explanations)}) "
@@ -44,21 +45,22 @@ class RetrievalExplainer:
         feature: dict[Hashable, Counter] = defaultdict(Counter)
         overall: dict[Hashable, Counter] = defaultdict(Counter)
         for item, feat, text in zip(items, features, explanations):
-            if not text:
+            if not text or not text.strip():
                 continue
             pair[(item, feat)][text] += 1
             feature[feat][text] += 1
             overall[None][text] += 1
         if not overall:
             raise ValueError("no training row has an explanation: the retrieval baseline has nothing to copy")
-        # most_common keeps first-seen order among equal counts; two entries are enough to leave one row out.
+        # most_common keeps first-seen order among equal counts (two entries are enough to leave one row
+        # out; the others are the candidates of `candidates`).
         levels = (pair, feature, overall)
-        self._levels = tuple({k: tuple(c.most_common(2)) for k, c in level.items()} for level in levels)
+        self._levels = tuple({k: tuple(c.most_common(KEEP)) for k, c in level.items()} for level in levels)
         return self
 
     def to_dict(self) -> dict[str, list]:
-        """The fitted table as JSON-ready lists (the two most frequent texts per key, with counts):
-        what a saved model keeps to fill `similar_explanation` in the API."""
+        """The fitted table as JSON-ready lists (the `KEEP` most frequent texts per key, with counts):
+        what a saved model keeps to fill `similar_explanation` and choose explanations in the API."""
         if not self._levels:
             raise ValueError("RetrievalExplainer is not fitted: call fit(items, features, explanations) first")
         pair, feature, overall = self._levels
@@ -73,8 +75,8 @@ class RetrievalExplainer:
         """Rebuild a fitted explainer from :meth:`to_dict`; a malformed table raises ValueError."""
 
         def top(entries: object) -> _Top:
-            if not isinstance(entries, list) or not 1 <= len(entries) <= 2:
-                raise ValueError(f"expected one or two [text, count] pairs, got {entries!r:.80}")
+            if not isinstance(entries, list) or not 1 <= len(entries) <= KEEP:
+                raise ValueError(f"expected 1 to {KEEP} [text, count] pairs, got {entries!r:.80}")
             out = []
             for e in entries:
                 if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and type(e[1]) is int):
@@ -92,6 +94,26 @@ class RetrievalExplainer:
         out = cls()
         out._levels = (pair, feature, {None: top(table["overall"])})
         return out
+
+    def candidates(self, item: str, feature: str, k: int = KEEP) -> list[str]:
+        """Up to `k` distinct training explanations an answer for (item, feature) may be chosen from:
+        the pair's own, most frequent first, then the feature's; the most frequent overall only when
+        neither has one (the overall favourites, "Great gift", would outvote the feature's own
+        texts in a choice by agreement). The first is :meth:`explain`'s.
+
+        >>> r = RetrievalExplainer().fit(["a", "a", "b"], ["tone", "tone", "tone"], ["warm", "warm", "bright"])
+        >>> r.candidates("a", "tone"), r.candidates("c", "tone", k=1), r.candidates("c", "price")
+        (['warm', 'bright'], ['warm'], ['warm', 'bright'])
+        """
+        if not self._levels:
+            raise ValueError("RetrievalExplainer is not fitted: call fit(items, features, explanations) first")
+        pair, by_feature, overall = self._levels
+        out: dict[str, None] = {}
+        for text, _ in (*pair.get((item, feature), ()), *by_feature.get(feature, ())) or overall.get(None, ()):
+            if len(out) == k:
+                break
+            out.setdefault(text)
+        return list(out)
 
     def explain(self, item: str, feature: str, leave_out: str | None = None) -> str:
         """The retrieved explanation; `leave_out`: one training row's own text that must not count

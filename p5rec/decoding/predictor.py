@@ -17,6 +17,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 
 from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
+from p5rec.decoding.consensus import consensus
 from p5rec.decoding.generate import recommend_items, score_targets
 from p5rec.decoding.rating import RatingTilt, answer_distribution, rating_distribution, tilt
 from p5rec.decoding.text import CopyBonusLogitsProcessor, VisibleTextLogitsProcessor, blank_tokens
@@ -24,7 +25,7 @@ from p5rec.decoding.trie import ItemTrie
 from p5rec.ids.index import ItemIndex
 from p5rec.modeling.attention import attention_kernels
 from p5rec.modeling.backbone import is_encoder_decoder
-from p5rec.modeling.inputs import encode_prompts
+from p5rec.modeling.inputs import encode_prompts, tokenize
 from p5rec.templates.tasks import RATING_VALUES
 
 READOUTS = ("answer", "next_item")
@@ -57,6 +58,9 @@ class Predictor:
         rating_prior: rating task -> how its answers are centred on a baseline rating
             (:class:`p5rec.decoding.rating.RatingTilt`, chosen on the valid split after training),
             applied when :meth:`rate` / :meth:`rating_distribution` get the task and the baselines.
+        choice: text task -> temperature with which :meth:`choose` picks that task's answer among
+            retrieved candidates (:mod:`p5rec.decoding.consensus`; chosen on the valid split after
+            training). A task without one is written (:meth:`write`).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Predictor:
         copy_bonus: float = 0.0,
         copy_prior: Mapping[str, torch.Tensor] | None = None,
         rating_prior: Mapping[str, RatingTilt] | None = None,
+        choice: Mapping[str, float] | None = None,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -102,6 +107,10 @@ class Predictor:
         for task, how in self.rating_prior.items():
             if not isinstance(how, RatingTilt) or len(how.base) != len(RATING_VALUES):
                 raise ValueError(f"`rating_prior[{task!r}]` must be a RatingTilt over {len(RATING_VALUES)} values")
+        self.choice = {task: float(t) for task, t in (choice or {}).items()}
+        for task, t in self.choice.items():
+            if not t >= 0 or t == float("inf"):
+                raise ValueError(f"`choice[{task!r}]` ({t!r}) must be a finite temperature >= 0")
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -264,6 +273,50 @@ class Predictor:
             copy_prior = _checked_prior(copy_prior, "`copy_prior`")
         prior = copy_prior if copy_prior is not None else self.copy_prior.get(task) if task else None
         return self.generate_text(prompts, num_beams, text_answer=True, copy_prior=prior)
+
+    def choose(
+        self,
+        prompts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        task: str | None = None,
+        temperature: float | None = None,
+    ) -> list[str]:
+        """Per prompt, one of its candidate texts: the one with the highest expected ROUGE-L against
+        its candidates weighted by the model (:func:`p5rec.decoding.consensus.consensus`).
+
+        `temperature` None: the one chosen for `task` (`choice`); 0 does not run the model.
+        """
+        if temperature is None:
+            if task not in self.choice:
+                known = sorted(self.choice)
+                raise ValueError(f"no temperature given and none chosen for task {task!r} (chosen for: {known})")
+            temperature = self.choice[task]
+        scores = self.candidate_scores(prompts, candidates) if temperature else [None] * len(prompts)
+        return [texts[consensus(texts, s, temperature)] for texts, s in zip(candidates, scores)]
+
+    @torch.inference_mode()
+    def candidate_scores(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+        """Per prompt, the model's mean log-probability per token of each candidate text as its
+        answer (the text's tokens and eos, as training tokenizes targets)."""
+        if len(candidates) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists: give one list per prompt")
+        for k, texts in enumerate(candidates):
+            if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise ValueError(f"candidates[{k}] must be a non-empty list of non-blank texts, got {texts!r:.80}")
+        flat = [(p, t) for p, texts in zip(prompts, candidates) for t in texts]
+        eos = self.tokenizer.eos_token_id
+        seqs = [ids[: self.max_target_length - 1] + [eos] for ids in tokenize(self.tokenizer, [t for _, t in flat])]
+        scores: list[float] = []
+        with self._lock:
+            for start, batch in self._batches([p for p, _ in flat]):
+                rows = seqs[start : start + batch["input_ids"].shape[0]]
+                total = score_targets(self.model, batch, rows)
+                scores += (total / torch.tensor([len(r) for r in rows])).tolist()
+        out, at = [], 0
+        for texts in candidates:
+            out.append(scores[at : at + len(texts)])
+            at += len(texts)
+        return out
 
     @functools.cached_property
     def _text_rules(self) -> tuple[torch.Tensor, list[int]]:

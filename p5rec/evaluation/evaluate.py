@@ -117,7 +117,7 @@ def _score(
 ) -> tuple[dict[str, float], list[str]]:
     """The task's metrics over `examples` (rendered by `builder`, whose training ratings give the
     rating answers' baselines), and the answers of the first `cfg.samples` of them as text
-    (the top five IDs, the expected rating, the yes/no score, the written text); none by default,
+    (the top five IDs, the expected rating, the yes/no score, the written or chosen text); none by default,
     so validation builds no strings."""
     keep = cfg.samples
     prompts = [e.input for e in examples]
@@ -165,7 +165,13 @@ def _score(
             "auc": binary_auc(p_yes, truth),
         }
         return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes[:keep]]
-    hyps = predictor.write(prompts, num_beams=cfg.text_beams, task=task)
+    # Chosen among the training texts the builder retrieves for each example, when the model's answers are.
+    chosen = task in predictor.choice and builder is not None
+    candidates = [builder.explanation_candidates(e) for e in examples] if chosen else []
+    if candidates and all(candidates):
+        hyps = predictor.choose(prompts, candidates, task=task)
+    else:
+        hyps = predictor.write(prompts, num_beams=cfg.text_beams, task=task)
     refs = [e.target for e in examples]
     max_n = 4 if task == "explanation" else 2
     return text_metrics(refs, hyps, max_n), hyps[:keep]

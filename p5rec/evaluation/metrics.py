@@ -16,12 +16,13 @@ one list shorter than the other) fails loudly instead of averaging over the wron
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+
+from p5rec.text_overlap import f1, rouge_l, tokenize
 
 __all__ = [
     "binary_auc",
@@ -291,19 +292,6 @@ def binary_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
 
 # -------------------------------------------------------------------------------------------- text
 
-_TOKEN = re.compile(r"\w+(?:'\w+)*")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase and split into word tokens; punctuation and whitespace separate tokens and are dropped.
-
-    Apostrophes inside a word are kept (``"don't"`` is one token), so ``"Great, isn't it!"``
-    becomes ``["great", "isn't", "it"]``. BLEU and ROUGE here both use this tokenizer.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"`text` must be a str, got {type(text).__name__}")
-    return _TOKEN.findall(text.lower())
-
 
 def _tokens(texts: Sequence[str | Sequence[str]], name: str) -> list[list[str]]:
     if isinstance(texts, str):
@@ -379,23 +367,6 @@ def bleu(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | S
     return 100.0 * brevity * math.exp(log_precision)
 
 
-def _f1(overlap: float, hyp_total: int, ref_total: int) -> float:
-    if overlap == 0 or hyp_total == 0 or ref_total == 0:
-        return 0.0
-    precision, recall = overlap / hyp_total, overlap / ref_total
-    return 2 * precision * recall / (precision + recall)
-
-
-def _lcs_length(a: list[str], b: list[str]) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b, start=1):
-            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))
-        prev = cur
-    return prev[-1]
-
-
 def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]) -> dict[str, float]:
     """ROUGE-1, ROUGE-2 and ROUGE-L F1 (Lin, 2004), averaged over examples, on a 0-100 scale.
 
@@ -423,8 +394,8 @@ def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | 
         for n in (1, 2):
             h, r = _ngrams(hyp, n), _ngrams(ref, n)
             overlap = sum(min(c, r[g]) for g, c in h.items())
-            totals[f"rouge_{n}"] += _f1(overlap, sum(h.values()), sum(r.values()))
-        totals["rouge_l"] += _f1(_lcs_length(hyp, ref), len(hyp), len(ref))
+            totals[f"rouge_{n}"] += f1(overlap, sum(h.values()), sum(r.values()))
+        totals["rouge_l"] += rouge_l(hyp, ref)
     return {name: 100.0 * total / len(refs) for name, total in totals.items()}
 
 

@@ -70,6 +70,14 @@ class ModelConfig:
             (0: the baseline's rating; 1: the model's distribution shifted onto the baseline). None:
             chosen per rating task on the valid split after training: of (0, 0.5, 1, 2), the smallest
             within one standard error of the best RMSE, when the run validates (else no prior).
+        choose_explanations: answer an explanation with one of the training explanations of the
+            item and feature (`RetrievalExplainer.candidates`): the one the candidates, weighted by
+            the model's probability of each, agree with most (`p5rec.decoding.consensus`), a real
+            sentence where a small scratch model writes the right words in no order. Used when it
+            scores better than writing on the valid split (BLEU-4 + ROUGE-1 + ROUGE-L). False: written.
+        choice_temperature: how sharply the model's probabilities weigh the candidates (0: alike,
+            the model not read). None: chosen on the valid split from (0, 0.5, 1, 2), against
+            writing; a number: always chosen, at that temperature.
     """
 
     backbone: str = AUTO
@@ -85,6 +93,8 @@ class ModelConfig:
     copy_prior: float | None = None
     rating_prior: bool = True
     rating_prior_weight: float | None = None
+    choose_explanations: bool = True
+    choice_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -104,6 +114,9 @@ class ModelConfig:
         w = self.rating_prior_weight
         if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < float("inf")):
             raise ValueError(f"`rating_prior_weight` ({w!r}) must be None (chosen on the valid split) or a number >= 0")
+        t = self.choice_temperature
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf")):
+            raise ValueError(f"`choice_temperature` ({t!r}) must be None (chosen on the valid split) or a number >= 0")
 
     @property
     def is_preset(self) -> bool:

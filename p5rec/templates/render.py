@@ -241,6 +241,14 @@ class ExampleBuilder:
             )
         return self._retrieval
 
+    def explanation_candidates(self, example: Example) -> list[str]:
+        """The training explanations an answer to an explanation `example` may be chosen from
+        (`RetrievalExplainer.candidates` for its item and feature); [] without any."""
+        retrieval = self.retrieval()
+        if retrieval is None or example.task != "explanation":
+            return []
+        return retrieval.candidates(example.item, self._cols["feature"][example.meta["row"]])
+
     def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
         """The retrieval baseline's explanation for (item, feature) over the training reviews; a
         training row's own explanation does not count (the test rows' are unknown to it too)."""
