@@ -471,7 +471,17 @@ class Recommender:
             return tpl
         usable = [t for t in self.templates.for_task(task) if t.input_variables <= available]
         if not usable:
-            raise ValueError(f"no {task} template can be filled from {sorted(available)}; add one or pass `template=`")
+            lacking = sorted({v for t in self.templates.for_task(task) for v in t.input_variables - available})
+            why = (
+                " (`similar_explanation` shows a training explanation of the item, and this model has no "
+                "table of them, explanations.json: its training data had no explanations)"
+                if "similar_explanation" in lacking and self.explanations is None
+                else ""
+            )
+            raise ValueError(
+                f"no {task} template can be filled from {sorted(available)}: they need {lacking}{why}; "
+                "add a template or pass `template=`"
+            )
         # Seen templates first (the model was trained on them); then those using preferred variables.
         usable.sort(key=lambda t: (t.split != "seen", -len(set(prefer) & t.input_variables)))
         return usable[0]
