@@ -24,6 +24,7 @@ from p5rec.config import RunConfig
 from p5rec.data.rating_means import RatingMeans
 from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.decoding.beams import beam_width
+from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.predictor import Predictor
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
@@ -51,13 +52,13 @@ def predictor_for(
     batch_size: int = 32,
     copy_prior: Mapping[str, torch.Tensor] | None = None,
     rating_prior: Mapping[str, RatingTilt] | None = None,
-    choice: Mapping[str, float] | None = None,
+    choice: Mapping[str, ChoiceRule] | None = None,
 ) -> Predictor:
     """The `Predictor` that reads `model` as it was trained with `config`; validation during training
     uses it too, so the weights kept are chosen by what evaluation and the API score. `copy_prior`:
     the weighted copy prior per text task chosen after training (`Recommender.copy_prior`);
     `rating_prior`: how each rating task's answers are centred (`Recommender.rating_prior`); `choice`:
-    the text tasks answered by a choice among retrieved texts, with its temperature (`Recommender.choice`)."""
+    the text tasks answered by a choice among retrieved texts, and by what rule (`Recommender.choice`)."""
     return Predictor(
         model,
         tokenizer,
@@ -140,9 +141,11 @@ class Recommender:
             `explanations.json`): explanation templates that show `similar_explanation` are filled
             from it, and explanations chosen among retrieved ones (`choice`) take their candidates from it.
             None: such templates are not used.
-        choice: text task -> temperature with which that task's answers are chosen among retrieved
-            training texts instead of written (`p5rec.decoding.consensus`; chosen on the valid split
-            after training; saved as `answer_choice.json`). Empty: written.
+        review_titles: the most frequent training review titles (saved as `review_titles.json`): the candidates of
+            review summaries chosen among retrieved ones (`choice`). None: not chosen.
+        choice: text task -> the rule by which that task's answers are chosen among retrieved
+            training texts instead of written (`p5rec.decoding.consensus.ChoiceRule`; chosen on the
+            valid split after training; saved as `answer_choice.json`). Empty: written.
         batch_size: prompts per forward pass.
     """
 
@@ -160,7 +163,8 @@ class Recommender:
         copy_prior: Mapping[str, torch.Tensor] | None = None,
         rating_prior: Mapping[str, RatingTilt] | None = None,
         explanations: RetrievalExplainer | None = None,
-        choice: Mapping[str, float] | None = None,
+        choice: Mapping[str, ChoiceRule] | None = None,
+        review_titles: list[str] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -173,8 +177,12 @@ class Recommender:
         self._means: RatingMeans | None = None  # the average ratings, fitted on first use
         self.config = config if config is not None else RunConfig()
         self.max_history = self.config.examples.max_history
-        if choice and explanations is None:
-            raise ValueError("`choice` chooses explanations among retrieved ones: give the table (`explanations`)")
+        choice = dict(choice or {})
+        needs = {"explanation": (explanations, "explanations"), "review_summary": (review_titles, "review_titles")}
+        for task, (table, name) in needs.items():
+            if task in choice and not table:
+                raise ValueError(f"`choice` chooses {task} answers among retrieved texts: give them (`{name}`)")
+        self.review_titles = review_titles
         self.predictor = predictor_for(
             model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior, choice
         )
@@ -190,8 +198,8 @@ class Recommender:
         return self.predictor.rating_prior
 
     @property
-    def choice(self) -> dict[str, float]:
-        """Text task -> temperature of its answers chosen among retrieved texts (the predictor's)."""
+    def choice(self) -> dict[str, ChoiceRule]:
+        """Text task -> how its answers are chosen among retrieved texts (the predictor's)."""
         return self.predictor.choice
 
     # ------------------------------------------------------------------ answers
@@ -424,6 +432,8 @@ class Recommender:
                 review_text=text.strip(),
             )
             prompts.append(_render_input(tpl, v))
+        if "review_summary" in self.predictor.choice:
+            return self.predictor.choose(prompts, [self.review_titles] * len(prompts), task="review_summary")
         return self.predictor.write(prompts, task="review_summary")
 
     def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:
@@ -519,6 +529,7 @@ class Recommender:
             ModelFiles(
                 self.model, self.tokenizer, self.items, self.users, self.catalog, self.histories, self.templates,
                 self.config, self.ratings, self.copy_prior, self.rating_prior, self.explanations, self.choice,
+                self.review_titles,
             ),
         )  # fmt: skip
 

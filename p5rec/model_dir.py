@@ -28,6 +28,7 @@ from p5rec import __version__
 from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
 from p5rec.data.retrieved_explanations import RetrievalExplainer
+from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
@@ -39,6 +40,7 @@ COPY_PRIOR_FILE = "copy_prior.json"
 RATING_PRIOR_FILE = "rating_prior.json"
 EXPLANATIONS_FILE = "explanations.json"
 CHOICE_FILE = "answer_choice.json"
+TITLES_FILE = "review_titles.json"
 REQUIRED_FILES = (
     CONFIG_FILE,
     "tokenizer",
@@ -70,7 +72,8 @@ class ModelFiles(NamedTuple):
     copy_prior: dict[str, torch.Tensor] | None = None
     rating_prior: dict[str, RatingTilt] | None = None
     explanations: RetrievalExplainer | None = None
-    choice: dict[str, float] | None = None
+    choice: dict[str, ChoiceRule] | None = None
+    review_titles: list[str] | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -102,8 +105,11 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
             (tmp / RATING_PRIOR_FILE).write_text(json.dumps(tilts))
         if files.explanations is not None:
             (tmp / EXPLANATIONS_FILE).write_text(json.dumps(files.explanations.to_dict(), ensure_ascii=False))
-        if files.choice:  # text task -> temperature of the answers chosen among retrieved texts
-            (tmp / CHOICE_FILE).write_text(json.dumps(files.choice))
+        if files.choice:  # text task -> the rule its answers are chosen among retrieved texts by
+            rules = {t: {"temperature": r.temperature, "relevance": r.relevance} for t, r in files.choice.items()}
+            (tmp / CHOICE_FILE).write_text(json.dumps(rules))
+        if files.review_titles is not None:
+            (tmp / TITLES_FILE).write_text(json.dumps(files.review_titles, ensure_ascii=False))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -154,10 +160,12 @@ def read_model_dir(path: str | os.PathLike, device: str = "auto") -> ModelFiles:
     prior = _read_copy_prior(path / COPY_PRIOR_FILE, len(tokenizer)) if (path / COPY_PRIOR_FILE).exists() else {}
     tilts = _read_rating_prior(path / RATING_PRIOR_FILE) if (path / RATING_PRIOR_FILE).exists() else {}
     explained = _read_explanations(path / EXPLANATIONS_FILE) if (path / EXPLANATIONS_FILE).exists() else None
-    choice = _read_choice(path / CHOICE_FILE, explained) if (path / CHOICE_FILE).exists() else {}
+    titles = _read_titles(path / TITLES_FILE) if (path / TITLES_FILE).exists() else None
+    choice = _read_choice(path / CHOICE_FILE, explained, titles) if (path / CHOICE_FILE).exists() else {}
     return ModelFiles(
-        model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts, explained, choice
-    )
+        model, tokenizer, items, users, catalog, histories, templates, config, ratings, prior, tilts, explained,
+        choice, titles,
+    )  # fmt: skip
 
 
 def check_model_dir(path: str | os.PathLike, flag: str = "path") -> None:
@@ -336,15 +344,33 @@ def _read_explanations(file: Path) -> RetrievalExplainer:
         raise ValueError(f"{file}: not a retrieved-explanation table ({e}); restore the file") from None
 
 
-def _read_choice(file: Path, explained: RetrievalExplainer | None) -> dict[str, float]:
-    choice = _read_json(file)
-    if not isinstance(choice, dict) or not all(
-        task == "explanation" and type(t) in (int, float) and 0 <= t < float("inf") for task, t in choice.items()
-    ):
-        raise ValueError(f'{file}: expected {{"explanation": temperature >= 0}}, got {choice!r:.80}; restore the file')
-    if choice and explained is None:
-        raise ValueError(f"{file}: explanations are chosen among retrieved ones but {EXPLANATIONS_FILE} is missing")
-    return {task: float(t) for task, t in choice.items()}
+def _read_choice(file: Path, explained: RetrievalExplainer | None, titles: list[str] | None) -> dict[str, ChoiceRule]:
+    rules = _read_json(file)
+    needs = {"explanation": (explained, EXPLANATIONS_FILE), "review_summary": (titles, TITLES_FILE)}
+    if not isinstance(rules, dict):
+        raise ValueError(f"{file}: expected a JSON object task -> rule, got {rules!r:.80}; restore the file")
+    out = {}
+    for task, rule in rules.items():
+        try:
+            if task not in needs or not isinstance(rule, dict) or set(rule) != {"temperature", "relevance"}:
+                raise ValueError(f"not one of {sorted(needs)} with a temperature and a relevance")
+            out[task] = ChoiceRule(**rule)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f'{file}: `{task}` must be a text task with {{"temperature": t >= 0, "relevance": r >= 0}} ({e}), '
+                f"got {rule!r:.80}; restore the file"
+            ) from None
+        table, name = needs[task]
+        if table is None:
+            raise ValueError(f"{file}: {task} answers are chosen among retrieved texts but {name} is missing")
+    return out
+
+
+def _read_titles(file: Path) -> list[str]:
+    titles = _read_json(file)
+    if not isinstance(titles, list) or not titles or not all(isinstance(t, str) and t.strip() for t in titles):
+        raise ValueError(f"{file}: expected a non-empty JSON list of titles, got {titles!r:.80}; restore the file")
+    return titles
 
 
 @contextlib.contextmanager

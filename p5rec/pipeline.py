@@ -21,6 +21,7 @@ from p5rec.config import RunConfig
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
+from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.model_dir import check_model_dir
@@ -59,10 +60,13 @@ DOMAIN_TAGS = "abcdefghijklmnopqrstuvwxyz"  # multi-domain: ID prefix of the k-t
 TOKENIZER_SAMPLE = 5_000  # prompts the text tokenizer is trained on: plenty for a few thousand pieces
 COPY_VALID_EXAMPLES = 200  # valid examples per text task that choose the copy prior's weight
 RATING_VALID_EXAMPLES = 2_000  # valid prompts per rating task (all seen templates) that fit the rating prior
-CHOICE_VALID_EXAMPLES = 500  # valid explanations that decide between writing and choosing, and the temperature
-# Temperatures tried for choosing an explanation among retrieved ones (`p5rec.decoding.consensus`):
-# 0 weighs the candidates alike (the model is not read), higher ones follow the model more.
+CHOICE_VALID_EXAMPLES = 500  # valid prompts per text task that decide between writing and choosing, and the rule
+# The rules tried for choosing a text answer among retrieved ones (`p5rec.decoding.consensus`): the
+# temperature of the model's weights (0: the candidates alike, the model not read) and the weight of
+# the share of a candidate's words found in the prompt.
 CHOICE_TEMPERATURES = (0.0, 0.5, 1.0, 2.0)
+CHOICE_RELEVANCES = (0.0, 0.25, 0.5, 1.0)
+CHOICE_TASKS = ("explanation", "review_summary")  # the text tasks whose answers may be chosen
 ID_TOKEN = re.compile(r"<[A-Za-z_]+\d+>")  # the form of every ID token (`p5rec.ids.index.render_id`)
 
 
@@ -87,7 +91,7 @@ class FitResult:
     first: TrainResult | None = None  # the next-item-only phase (`train.sequential_first`), when it ran
     copy_weights: dict[str, float] = field(default_factory=dict)  # text task -> the copy prior's weight
     rating_prior: dict[str, RatingTilt] = field(default_factory=dict)  # rating task -> how answers are centred
-    choice: dict[str, float] = field(default_factory=dict)  # text task -> temperature of the chosen answers
+    choice: dict[str, ChoiceRule] = field(default_factory=dict)  # text task -> how its answers are chosen
 
     def describe_copy(self) -> str:
         """One line on the copy prior's weights (empty when no text task has one)."""
@@ -106,12 +110,12 @@ class FitResult:
 class ReadOut:
     """How a trained model's answers are read, chosen after training and saved with it: the copy
     prior per text task (and its weights), the rating prior, and the text tasks answered by a choice
-    among retrieved texts (task -> temperature)."""
+    among retrieved texts (task -> rule)."""
 
     copy_prior: dict[str, torch.Tensor] = field(default_factory=dict)
     copy_weights: dict[str, float] = field(default_factory=dict)
     rating_prior: dict[str, RatingTilt] = field(default_factory=dict)
-    choice: dict[str, float] = field(default_factory=dict)
+    choice: dict[str, ChoiceRule] = field(default_factory=dict)
 
     def describe(self, config: RunConfig) -> list[str]:
         """The lines `p5rec train` prints about it (those with something to say)."""
@@ -144,16 +148,16 @@ def describe_rating(config: RunConfig, tilts: dict[str, RatingTilt]) -> str:
     )
 
 
-def describe_choice(config: RunConfig, choice: dict[str, float]) -> str:
+def describe_choice(config: RunConfig, choice: dict[str, ChoiceRule]) -> str:
     """One line on the text tasks whose answers are chosen among retrieved texts (empty without one)."""
     if not choice:
         return ""
-    given = config.model.choice_temperature is not None
-    chosen = ", ".join(f"{t} {v:g}" for t, v in sorted(choice.items()))
-    return (
-        "answers chosen among retrieved training texts by their agreement; temperature of the model's weights "
-        f"({'given' if given else 'chosen on valid'}): {chosen}"
+    m = config.model
+    given = m.choice_temperature is not None or m.choice_relevance is not None
+    chosen = ", ".join(
+        f"{t} (temperature {r.temperature:g}, relevance {r.relevance:g})" for t, r in sorted(choice.items())
     )
+    return f"answers chosen among retrieved training texts ({'given' if given else 'chosen on valid'}): {chosen}"
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -313,10 +317,10 @@ def fit(
 def read_out(config: RunConfig, model, tokenizer, builder, prepared: Prepared) -> ReadOut:
     """What a trained model's answers are read with, chosen after training: the weighted copy prior
     per text task and its weights (:func:`copy_prior`), the rating prior (:func:`rating_prior`), and
-    whether explanations are chosen among retrieved ones (:func:`explanation_choice`)."""
+    which text tasks' answers are chosen among retrieved ones (:func:`answer_choice`)."""
     prior, weights = copy_prior(config, model, tokenizer, builder, prepared)
     tilts = rating_prior(config, model, tokenizer, prepared)
-    choice = explanation_choice(config, model, tokenizer, prepared, prior)
+    choice = answer_choice(config, model, tokenizer, prepared, prior)
     return ReadOut(prior, weights, tilts, choice)
 
 
@@ -395,60 +399,84 @@ def rating_prior(config: RunConfig, model, tokenizer, prepared: Prepared) -> dic
     return tilts
 
 
-def explanation_choice(
+def answer_choice(
     config: RunConfig, model, tokenizer, prepared: Prepared, prior: dict[str, torch.Tensor] | None = None
-) -> dict[str, float]:
-    """Whether explanations are chosen among retrieved training explanations, and at what temperature.
+) -> dict[str, ChoiceRule]:
+    """Which text tasks' answers are chosen among retrieved training texts, and by what rule.
 
-    `{"explanation": temperature}`, or {} to write them. With `model.choice_temperature` given, that
-    one; else the best of writing (with the copy prior `prior`) and choosing at each of
-    `CHOICE_TEMPERATURES`, by BLEU-4 + ROUGE-1 + ROUGE-L on up to `CHOICE_VALID_EXAMPLES` valid
-    explanations of the first seen template (ties: writing, then the lower temperature). Nothing
-    when `model.choose_explanations` is off, the task is not trained or no training row has an
-    explanation, or with no temperature given and no validation.
+    Per task of `CHOICE_TASKS` that trains and has candidates (`ExampleBuilder.answer_candidates`):
+    the best of writing (with the copy prior `prior`) and choosing by each rule of
+    `CHOICE_TEMPERATURES` x `CHOICE_RELEVANCES`, by BLEU + ROUGE-1 + ROUGE-L on up to
+    `CHOICE_VALID_EXAMPLES` valid prompts of the task's first seen template (ties: writing, then
+    the lower temperature, then the lower relevance). `model.choice_temperature` or
+    `model.choice_relevance` given: always chosen, with that value (the other chosen on valid, or 0
+    without validation). Nothing when `model.choose_answers` is off.
     """
-    builder = prepared.builder
-    given = config.model.choice_temperature
-    if not config.model.choose_explanations or not builder.trains("explanation") or builder.retrieval() is None:
+    m, builder = config.model, prepared.builder
+    if not m.choose_answers:
         return {}
-    if given is not None:
-        return {"explanation": float(given)}
-    seen = builder.usable_templates("explanation", "seen")
-    if config.validation is None or not seen:
-        return {}
-    rng = np.random.default_rng(config.train.seed)
-    examples = builder.eval_examples("explanation", "valid", rng, [seen[0].id], CHOICE_VALID_EXAMPLES)
-    if not examples:
-        return {}
+    given = m.choice_temperature is not None or m.choice_relevance is not None
+    temperatures = (m.choice_temperature,) if m.choice_temperature is not None else CHOICE_TEMPERATURES
+    relevances = (m.choice_relevance,) if m.choice_relevance is not None else CHOICE_RELEVANCES
     predictor = predictor_for(model, tokenizer, prepared.items, config, copy_prior=prior)
-    best = pick_readout(explanation_readouts(predictor, builder, examples))
-    return {} if best is None else {"explanation": best}
+    out = {}
+    for task in CHOICE_TASKS:
+        seen = builder.usable_templates(task, "seen")
+        if not builder.trains(task) or not seen:
+            continue
+        rng = np.random.default_rng(config.train.seed)
+        examples = builder.eval_examples(task, "valid", rng, [seen[0].id], CHOICE_VALID_EXAMPLES)
+        examples = [e for e in examples if builder.answer_candidates(e)]
+        if config.validation is None or not examples:
+            if given and _has_candidates(builder, task):  # no valid split to choose the other on: 0
+                out[task] = ChoiceRule(m.choice_temperature or 0.0, m.choice_relevance or 0.0)
+            continue
+        scored = choice_readouts(predictor, builder, examples, temperatures, relevances, write=not given)
+        best = pick_readout(scored)
+        if best is not None:
+            out[task] = best
+    return out
 
 
-def pick_readout(scored: dict[float | None, dict[str, float]]) -> float | None:
-    """The read-out of :func:`explanation_readouts` with the best BLEU-4 + ROUGE-1 + ROUGE-L: a
-    temperature, or None to write (ties: writing, then the lower temperature)."""
+def _has_candidates(builder, task: str) -> bool:
+    """Whether `task`'s answers have training texts to be chosen from."""
+    return bool(builder.review_titles()) if task == "review_summary" else builder.retrieval() is not None
+
+
+def pick_readout(scored: dict[ChoiceRule | None, dict[str, float]]) -> ChoiceRule | None:
+    """The read-out of :func:`choice_readouts` with the best BLEU + ROUGE-1 + ROUGE-L: a rule, or
+    None to write (ties: writing, then the lower temperature, then the lower relevance)."""
 
     def total(m: dict[str, float]) -> float:
-        return m["bleu_4"] + m["rouge_1"] + m["rouge_l"]
+        bleu = next(v for k, v in m.items() if k.startswith("bleu_"))
+        return bleu + m["rouge_1"] + m["rouge_l"]
 
-    return max(scored, key=lambda t: (total(scored[t]), t is None, -(t or 0.0)))
+    def key(r: ChoiceRule | None) -> tuple:
+        return (total(scored[r]), r is None, -(r.temperature if r else 0.0), -(r.relevance if r else 0.0))
+
+    return max(scored, key=key)
 
 
-def explanation_readouts(predictor, builder, examples) -> dict[float | None, dict[str, float]]:
-    """Text metrics (BLEU-4, ROUGE) of the explanations written for `examples` (key None) and of
-    those chosen among the retrieved candidates at each of `CHOICE_TEMPERATURES` (the model scores
-    the candidates once)."""
+def choice_readouts(
+    predictor, builder, examples, temperatures=CHOICE_TEMPERATURES, relevances=CHOICE_RELEVANCES, write: bool = True
+) -> dict[ChoiceRule | None, dict[str, float]]:
+    """Text metrics (BLEU-4 for explanations, BLEU-2 for summaries, ROUGE) of the answers written for
+    `examples` (key None, when `write`) and of those chosen among their candidates by each rule
+    (the model scores the candidates once)."""
     from p5rec.decoding.consensus import consensus
     from p5rec.evaluation.metrics import text_metrics
 
+    task = examples[0].task
+    max_n = 4 if task == "explanation" else 2
     prompts, refs = [e.input for e in examples], [e.target for e in examples]
-    candidates = [builder.explanation_candidates(e) for e in examples]
-    out = {None: text_metrics(refs, predictor.write(prompts, task="explanation"), max_n=4)}
-    scores = predictor.candidate_scores(prompts, candidates)
-    for t in CHOICE_TEMPERATURES:
-        hyps = [texts[consensus(texts, s, t)] for texts, s in zip(candidates, scores)]
-        out[t] = text_metrics(refs, hyps, max_n=4)
+    candidates = [builder.answer_candidates(e) for e in examples]
+    out = {None: text_metrics(refs, predictor.write(prompts, task=task), max_n=max_n)} if write else {}
+    scores = predictor.candidate_scores(prompts, candidates) if any(temperatures) else [None] * len(prompts)
+    for t in temperatures:
+        for r in relevances:
+            rule = ChoiceRule(t, r)
+            hyps = [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
+            out[rule] = text_metrics(refs, hyps, max_n=max_n)
     return out
 
 
@@ -536,9 +564,12 @@ def make_recommender(
     and how its answers are read (`read`: the copy prior its text answers are written with, the
     rating prior its ratings are centred with, the tasks answered by a choice among retrieved texts)."""
     read = read or ReadOut()
-    table = prepared.builder.retrieval()
-    choice = read.choice if table is not None else {}  # a dataset of a mixture may have no explanations
-    retrieval = bool(choice) or _shows(prepared.templates, "similar_explanation")
+    builder = prepared.builder
+    # A dataset of a mixture may lack the candidates another one has: its tasks are then written.
+    choice = {t: r for t, r in read.choice.items() if _has_candidates(builder, t)}
+    table = (
+        builder.retrieval() if "explanation" in choice or _shows(prepared.templates, "similar_explanation") else None
+    )
     return Recommender(
         model,
         tokenizer,
@@ -553,7 +584,8 @@ def make_recommender(
         rating_prior=read.rating_prior,
         choice=choice,
         # Kept only when used: what fills `similar_explanation` and gives the candidates in the API.
-        explanations=table if retrieval else None,
+        explanations=table,
+        review_titles=builder.review_titles() if "review_summary" in choice else None,
     )
 
 

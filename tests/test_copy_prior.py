@@ -68,7 +68,7 @@ def test_the_weight_is_chosen_on_valid_saved_with_the_model_and_used_to_write(tm
     config = tiny_config(
         validation={"tasks": ["sequential"], "max_users": 20},
         # The explanation choice after the copy prior's would score with the patched ROUGE: off here.
-        model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128, "choose_explanations": False},
+        model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128, "choose_answers": False},
     )
     result = fit(config, progress=False)
     rec = result.recommender
@@ -106,7 +106,7 @@ def test_ties_go_to_the_smaller_weight(monkeypatch):
     config = tiny_config(
         validation={"tasks": ["sequential"], "max_users": 20},
         # The explanation choice after the copy prior's would score with the patched ROUGE: off here.
-        model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128, "choose_explanations": False},
+        model={"backbone": "tiny", "vocab_size": 200, "max_input_length": 128, "choose_answers": False},
     )
     result = fit(config, progress=False)
     assert result.copy_weights == {"explanation": 0.0, "review_summary": 0.0}

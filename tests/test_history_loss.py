@@ -171,6 +171,30 @@ def test_score_targets_equals_the_exact_scorer(tokenizer):
     assert torch.allclose(got, full[torch.arange(2), torch.tensor(targets)], atol=1e-5)
 
 
+@pytest.mark.parametrize("architecture", ["gpt_neox", "t5"])
+def test_score_continuations_equals_one_target_per_row(tokenizer, architecture, monkeypatch):
+    """Candidates scored after one shared prompt pass: the same numbers as each scored alone,
+    across blocks of rows and with rows of different lengths (left padding)."""
+    import p5rec.decoding.generate as generate
+    from p5rec.decoding import score_continuations, score_targets
+    from p5rec.modeling.inputs import encode_prompts
+
+    monkeypatch.setattr(generate, "CONTINUATION_ROWS", 2)  # blocks that cut through a row's candidates
+    model = build_scratch_model(ModelConfig(backbone="nano", architecture=architecture, dropout=0.0), tokenizer)
+    model.eval()
+    enc_dec = architecture == "t5"
+    prompts = ["which item follows <item_1>", "after <item_2> , <item_5> and then <item_3>"]
+    batch = encode_prompts(tokenizer, prompts, 64, enc_dec)
+    eos = tokenizer.eos_token_id
+    cands = [[[5, 6, eos], [7, eos], [eos]], [[8, 9, 10, eos], [11, eos]]]
+    got = score_continuations(model, batch, cands)
+    for r, seqs in enumerate(cands):
+        alone = encode_prompts(tokenizer, [prompts[r]] * len(seqs), 64, enc_dec)
+        assert torch.allclose(got[r], score_targets(model, alone, seqs), atol=1e-4)
+    with pytest.raises(ValueError, match="empty sequence"):
+        score_continuations(model, batch, [[[5]], []])
+
+
 def test_the_recipe_fills_auto_settings_from_the_data():
     import dataclasses
 

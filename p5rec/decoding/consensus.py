@@ -1,31 +1,51 @@
 """Choose an answer among candidate texts: the one the candidates, weighted by the model, agree with most.
 
-A small model trained from scratch writes explanations as strings of the right words in no order
-("tone and a good volume."): its ROUGE-1 passes the retrieval baseline while ROUGE-L and BLEU-4 do
-not (docs/benchmarks.md). A real sentence chosen among the training explanations of the item and
-feature is fluent by construction, as a recommended item is a real catalog item. Which one: minimum
-Bayes risk (Kumar and Byrne, 2004), the candidate with the highest expected ROUGE-L against the
-others, each weighted by the model's probability of it (per token, sharpened by `temperature`).
-Temperature 0 weighs every candidate alike: the candidate most typical of the set (its medoid),
-the rule that does not read the model.
+A small model trained from scratch writes explanations and titles as strings of the right words in
+no order ("tone and a good volume."): their ROUGE-1 passes the simple baselines while ROUGE-L and
+BLEU do not (docs/benchmarks.md). A real sentence chosen among training answers is fluent by
+construction, as a recommended item is a real catalog item. Which one: minimum Bayes risk (Kumar
+and Byrne, 2004), the candidate with the highest expected ROUGE-L against the candidates, each
+weighted by the model's probability of it (per token, sharpened by the rule's `temperature`), plus
+`relevance` times the share of its words that the prompt holds (a title that names what the review
+talks about). Temperature 0 weighs every candidate alike and does not read the model.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from p5rec.text_overlap import rouge_l, tokenize
+from p5rec._text_overlap import rouge_l, tokenize
 
-__all__ = ["agreement", "consensus"]
+__all__ = ["ChoiceRule", "agreement", "consensus", "coverage"]
+
+
+@dataclass(frozen=True)
+class ChoiceRule:
+    """How a text task's answer is chosen among its candidates (chosen on the valid split).
+
+    Args:
+        temperature: each candidate weighs ``exp(temperature * mean log-probability per token)``; 0: alike.
+        relevance: weight of the share of a candidate's words found in the prompt.
+    """
+
+    temperature: float = 0.0
+    relevance: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("temperature", "relevance"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ValueError(f"`{name}` ({v!r}) must be a finite number >= 0")
 
 
 @functools.lru_cache(maxsize=4096)
 def agreement(texts: tuple[str, ...]) -> np.ndarray:
     """`(n, n)` ROUGE-L F1 between every two texts (1 on the diagonal of a non-empty text); cached,
-    since the same item and feature give the same candidates for every user."""
+    since the same item and feature (or the same title list) give the same candidates every time."""
     tokens = [tokenize(t) for t in texts]
     n = len(texts)
     out = np.zeros((n, n))
@@ -35,29 +55,52 @@ def agreement(texts: tuple[str, ...]) -> np.ndarray:
     return out
 
 
-def consensus(texts: Sequence[str], scores: Sequence[float] | None = None, temperature: float = 0.0) -> int:
-    """The index of the text with the highest expected ROUGE-L F1 against all of `texts`.
+@functools.lru_cache(maxsize=65536)
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(tokenize(text))
+
+
+def coverage(texts: Sequence[str], source: str) -> np.ndarray:
+    """Per text, the share of its words that `source` holds (0 for a text without words).
+
+    >>> coverage(["great strings", "works fine"], "These strings sound great.").tolist()
+    [1.0, 0.0]
+    """
+    held = set(tokenize(source))
+    return np.array([sum(w in held for w in ws) / len(ws) if (ws := _words(t)) else 0.0 for t in texts])
+
+
+def consensus(
+    texts: Sequence[str],
+    scores: Sequence[float] | None = None,
+    rule: ChoiceRule = ChoiceRule(),
+    source: str = "",
+) -> int:
+    """The index of the text with the highest expected ROUGE-L F1 against all of `texts` (each
+    weighted by the model under `rule.temperature`), plus `rule.relevance` times its coverage by
+    `source` (the prompt). Ties go to the earlier text.
 
     Args:
         texts: the candidates (at least one).
-        scores: the model's mean log-probability per token of each text (needed when `temperature` > 0).
-        temperature: weight of each text ``exp(temperature * score)``; 0: all alike. Ties go to the
-            earlier text.
+        scores: the model's mean log-probability per token of each text (needed when the temperature is > 0).
+        rule: the temperature and the relevance weight.
+        source: the text the answer should draw on (used when `rule.relevance` > 0).
 
     >>> consensus(["great tone", "great tone and volume", "cheap"])
     0
-    >>> consensus(["great tone", "great tone and volume", "cheap"], [-9.0, -9.0, -0.1], temperature=5.0)
+    >>> consensus(["great tone", "great tone and volume", "cheap"], [-9.0, -9.0, -0.1], ChoiceRule(5.0))
     2
     """
     if not texts:
         raise ValueError("`texts` is empty: there is no candidate to choose")
-    if not temperature >= 0 or temperature == float("inf"):
-        raise ValueError(f"`temperature` ({temperature!r}) must be a finite number >= 0")
-    if temperature > 0:
+    if rule.temperature > 0:
         if scores is None or len(scores) != len(texts):
-            raise ValueError(f"`scores` must give one number per text ({len(texts)}) when `temperature` > 0")
-        s = temperature * np.asarray(scores, dtype=float)
+            raise ValueError(f"`scores` must give one number per text ({len(texts)}) when the temperature is > 0")
+        s = rule.temperature * np.asarray(scores, dtype=float)
         weights = np.exp(s - s.max())
     else:
         weights = np.ones(len(texts))
-    return int(np.argmax(agreement(tuple(texts)) @ weights))
+    value = agreement(tuple(texts)) @ weights / weights.sum()
+    if rule.relevance:
+        value = value + rule.relevance * coverage(texts, source)
+    return int(np.argmax(value))

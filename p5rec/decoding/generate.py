@@ -30,7 +30,9 @@ from p5rec.decoding._decoder import Decoder, check_batch, eval_mode
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.trie import ItemTrie, RowItemCounts
 
-__all__ = ["recommend_items", "score_items", "score_targets"]
+__all__ = ["recommend_items", "score_continuations", "score_items", "score_targets"]
+
+CONTINUATION_ROWS = 256  # candidate rows scored per forward pass: bounds the (rows, width, vocab) log-softmax
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -297,3 +299,47 @@ def score_targets(
             logits = torch.cat([logits, dec.step(tokens[:, :-1])], dim=1)  # (B, width, V)
         logp = logits.log_softmax(-1).gather(2, tokens[:, :, None])[:, :, 0]
         return (logp * real).sum(1).cpu()
+
+
+def score_continuations(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], targets: Sequence[Sequence[Sequence[int]]]
+) -> list[torch.Tensor]:
+    """Exact log-probability of each of several token sequences per row, the prompt run once.
+
+    What :func:`score_targets` gives for one sequence per row, for many: the prompt's KV cache is
+    computed once per row and shared by all of its sequences (the candidates of a chosen answer:
+    100 titles after a 200-token review cost one review, not 100), in blocks of at most
+    `CONTINUATION_ROWS` sequences.
+
+    Args:
+        model: a HF encoder-decoder or decoder-only LM (run in eval mode, restored afterwards).
+        batch (`dict`): `input_ids` and `attention_mask` `(B, T)`; decoder-only prompts left-padded.
+        targets: per row, a non-empty list of non-empty token-id sequences (include eos to score the end).
+
+    Returns:
+        per row, a float32 tensor on the CPU: the sum of each sequence's token log-probabilities.
+    """
+    input_ids, attention_mask = check_batch(batch)
+    _per_row("targets", targets, input_ids.shape[0])
+    if any(not seqs or any(len(t) == 0 for t in seqs) for seqs in targets):
+        raise ValueError("`targets` holds a row without sequences or an empty sequence; give at least one token each.")
+    rows = [r for r, seqs in enumerate(targets) for _ in seqs]
+    flat = [list(t) for seqs in targets for t in seqs]
+    sums = torch.empty(len(flat))
+    with eval_mode(model):
+        dec = Decoder(model, input_ids, attention_mask)
+        first = dec.start(input_ids.new_zeros((input_ids.shape[0], 0)))  # (B, 1, V): each first token
+        for lo in range(0, len(flat), CONTINUATION_ROWS):
+            block, at = flat[lo : lo + CONTINUATION_ROWS], torch.tensor(rows[lo : lo + CONTINUATION_ROWS])
+            width = max(map(len, block))
+            tokens = torch.zeros((len(block), width), dtype=torch.long, device=dec.device)
+            real = torch.zeros((len(block), width), dtype=torch.bool, device=dec.device)
+            for k, t in enumerate(block):
+                tokens[k, : len(t)] = torch.tensor(t, device=dec.device)
+                real[k, : len(t)] = True
+            logits = first[at.to(first.device)]
+            if width > 1:
+                logits = torch.cat([logits, dec.fork(at.to(dec.device)).step(tokens[:, :-1])], dim=1)
+            logp = logits.log_softmax(-1).gather(2, tokens[:, :, None])[:, :, 0]
+            sums[lo : lo + len(block)] = (logp * real).sum(1).cpu()
+    return list(sums.split([len(seqs) for seqs in targets]))

@@ -17,8 +17,8 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 
 from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
-from p5rec.decoding.consensus import consensus
-from p5rec.decoding.generate import recommend_items, score_targets
+from p5rec.decoding.consensus import ChoiceRule, consensus
+from p5rec.decoding.generate import recommend_items, score_continuations, score_targets
 from p5rec.decoding.rating import RatingTilt, answer_distribution, rating_distribution, tilt
 from p5rec.decoding.text import CopyBonusLogitsProcessor, VisibleTextLogitsProcessor, blank_tokens
 from p5rec.decoding.trie import ItemTrie
@@ -58,9 +58,9 @@ class Predictor:
         rating_prior: rating task -> how its answers are centred on a baseline rating
             (:class:`p5rec.decoding.rating.RatingTilt`, chosen on the valid split after training),
             applied when :meth:`rate` / :meth:`rating_distribution` get the task and the baselines.
-        choice: text task -> temperature with which :meth:`choose` picks that task's answer among
-            retrieved candidates (:mod:`p5rec.decoding.consensus`; chosen on the valid split after
-            training). A task without one is written (:meth:`write`).
+        choice: text task -> the rule by which :meth:`choose` picks that task's answer among
+            retrieved candidates (:class:`~p5rec.decoding.consensus.ChoiceRule`; chosen on the valid
+            split after training). A task without one is written (:meth:`write`).
     """
 
     def __init__(
@@ -77,7 +77,7 @@ class Predictor:
         copy_bonus: float = 0.0,
         copy_prior: Mapping[str, torch.Tensor] | None = None,
         rating_prior: Mapping[str, RatingTilt] | None = None,
-        choice: Mapping[str, float] | None = None,
+        choice: Mapping[str, ChoiceRule] | None = None,
     ) -> None:
         name = "readout"
         if yes_no_readout is not None:
@@ -107,10 +107,10 @@ class Predictor:
         for task, how in self.rating_prior.items():
             if not isinstance(how, RatingTilt) or len(how.base) != len(RATING_VALUES):
                 raise ValueError(f"`rating_prior[{task!r}]` must be a RatingTilt over {len(RATING_VALUES)} values")
-        self.choice = {task: float(t) for task, t in (choice or {}).items()}
-        for task, t in self.choice.items():
-            if not t >= 0 or t == float("inf"):
-                raise ValueError(f"`choice[{task!r}]` ({t!r}) must be a finite temperature >= 0")
+        self.choice = dict(choice or {})
+        for task, rule in self.choice.items():
+            if not isinstance(rule, ChoiceRule):
+                raise TypeError(f"`choice[{task!r}]` must be a ChoiceRule, got {type(rule).__name__}")
         # One lock: generation mutates caches and the model is shared between server threads.
         self._lock = threading.Lock()
 
@@ -279,20 +279,21 @@ class Predictor:
         prompts: Sequence[str],
         candidates: Sequence[Sequence[str]],
         task: str | None = None,
-        temperature: float | None = None,
+        rule: ChoiceRule | None = None,
     ) -> list[str]:
         """Per prompt, one of its candidate texts: the one with the highest expected ROUGE-L against
-        its candidates weighted by the model (:func:`p5rec.decoding.consensus.consensus`).
+        its candidates weighted by the model, plus the rule's weight on the share of its words the
+        prompt holds (:func:`p5rec.decoding.consensus.consensus`).
 
-        `temperature` None: the one chosen for `task` (`choice`); 0 does not run the model.
+        `rule` None: the one chosen for `task` (`choice`); a temperature of 0 does not run the model.
         """
-        if temperature is None:
+        if rule is None:
             if task not in self.choice:
                 known = sorted(self.choice)
-                raise ValueError(f"no temperature given and none chosen for task {task!r} (chosen for: {known})")
-            temperature = self.choice[task]
-        scores = self.candidate_scores(prompts, candidates) if temperature else [None] * len(prompts)
-        return [texts[consensus(texts, s, temperature)] for texts, s in zip(candidates, scores)]
+                raise ValueError(f"no rule given and none chosen for task {task!r} (chosen for: {known})")
+            rule = self.choice[task]
+        scores = self.candidate_scores(prompts, candidates) if rule.temperature else [None] * len(prompts)
+        return [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
 
     @torch.inference_mode()
     def candidate_scores(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
@@ -303,19 +304,14 @@ class Predictor:
         for k, texts in enumerate(candidates):
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"candidates[{k}] must be a non-empty list of non-blank texts, got {texts!r:.80}")
-        flat = [(p, t) for p, texts in zip(prompts, candidates) for t in texts]
-        eos = self.tokenizer.eos_token_id
-        seqs = [ids[: self.max_target_length - 1] + [eos] for ids in tokenize(self.tokenizer, [t for _, t in flat])]
-        scores: list[float] = []
+        eos, cut = self.tokenizer.eos_token_id, self.max_target_length - 1
+        out: list[list[float]] = []
         with self._lock:
-            for start, batch in self._batches([p for p, _ in flat]):
-                rows = seqs[start : start + batch["input_ids"].shape[0]]
-                total = score_targets(self.model, batch, rows)
-                scores += (total / torch.tensor([len(r) for r in rows])).tolist()
-        out, at = [], 0
-        for texts in candidates:
-            out.append(scores[at : at + len(texts)])
-            at += len(texts)
+            for start, batch in self._batches(prompts):
+                lists = candidates[start : start + batch["input_ids"].shape[0]]
+                seqs = [[ids[:cut] + [eos] for ids in tokenize(self.tokenizer, texts)] for texts in lists]
+                totals = score_continuations(self.model, batch, seqs)
+                out += [(total / torch.tensor([len(s) for s in row])).tolist() for total, row in zip(totals, seqs)]
         return out
 
     @functools.cached_property

@@ -167,7 +167,7 @@ def _score(
         return metrics, [f"{yes if p > 0.5 else no} ({p:.3f})" for p in p_yes[:keep]]
     # Chosen among the training texts the builder retrieves for each example, when the model's answers are.
     chosen = task in predictor.choice and builder is not None
-    candidates = [builder.explanation_candidates(e) for e in examples] if chosen else []
+    candidates = [builder.answer_candidates(e) for e in examples] if chosen else []
     if candidates and all(candidates):
         hyps = predictor.choose(prompts, candidates, task=task)
     else:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from p5rec.text_overlap import f1, rouge_l, tokenize
+from p5rec._text_overlap import f1, rouge_l, tokenize
 
 __all__ = [
     "binary_auc",

@@ -70,14 +70,18 @@ class ModelConfig:
             (0: the baseline's rating; 1: the model's distribution shifted onto the baseline). None:
             chosen per rating task on the valid split after training: of (0, 0.5, 1, 2), the smallest
             within one standard error of the best RMSE, when the run validates (else no prior).
-        choose_explanations: answer an explanation with one of the training explanations of the
-            item and feature (`RetrievalExplainer.candidates`): the one the candidates, weighted by
-            the model's probability of each, agree with most (`p5rec.decoding.consensus`), a real
-            sentence where a small scratch model writes the right words in no order. Used when it
-            scores better than writing on the valid split (BLEU-4 + ROUGE-1 + ROUGE-L). False: written.
+        choose_answers: answer an explanation, or a review summary, with one of the training texts
+            (an explanation: the training explanations of the item and feature, `RetrievalExplainer.
+            candidates`; a summary: the 100 most frequent training titles): the one the candidates,
+            weighted by the model's probability of each, agree with most, plus a weight on the share
+            of its words the prompt holds (`p5rec.decoding.consensus`): a real sentence where a small
+            scratch model writes the right words in no order. Per task, used when it scores better
+            than writing on the valid split (BLEU + ROUGE-1 + ROUGE-L). False: written.
         choice_temperature: how sharply the model's probabilities weigh the candidates (0: alike,
-            the model not read). None: chosen on the valid split from (0, 0.5, 1, 2), against
-            writing; a number: always chosen, at that temperature.
+            the model not read). None: chosen on the valid split from (0, 0.5, 1, 2).
+        choice_relevance: the weight of the share of a candidate's words found in the prompt. None:
+            chosen on the valid split from (0, 0.25, 0.5, 1). Either given: answers are always
+            chosen (never written) where the task has candidates.
     """
 
     backbone: str = AUTO
@@ -93,8 +97,9 @@ class ModelConfig:
     copy_prior: float | None = None
     rating_prior: bool = True
     rating_prior_weight: float | None = None
-    choose_explanations: bool = True
+    choose_answers: bool = True
     choice_temperature: float | None = None
+    choice_relevance: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -114,9 +119,12 @@ class ModelConfig:
         w = self.rating_prior_weight
         if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < float("inf")):
             raise ValueError(f"`rating_prior_weight` ({w!r}) must be None (chosen on the valid split) or a number >= 0")
-        t = self.choice_temperature
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf")):
-            raise ValueError(f"`choice_temperature` ({t!r}) must be None (chosen on the valid split) or a number >= 0")
+        for name in ("choice_temperature", "choice_relevance"):
+            t = getattr(self, name)
+            if t is not None and (
+                isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf")
+            ):
+                raise ValueError(f"`{name}` ({t!r}) must be None (chosen on the valid split) or a number >= 0")
 
     @property
     def is_preset(self) -> bool:

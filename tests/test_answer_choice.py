@@ -1,4 +1,4 @@
-"""Explanations chosen among retrieved training explanations (`model.choose_explanations`)."""
+"""Text answers chosen among retrieved training texts (`model.choose_answers`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from p5rec.data.retrieved_explanations import KEEP, RetrievalExplainer
-from p5rec.decoding.consensus import consensus
-from p5rec.pipeline import CHOICE_TEMPERATURES, pick_readout
+from p5rec.data.retrieved_titles import frequent_titles
+from p5rec.decoding.consensus import ChoiceRule, consensus, coverage
+from p5rec.pipeline import CHOICE_RELEVANCES, CHOICE_TEMPERATURES, pick_readout
 
 TEXTS = ["the tone is warm", "warm tone and good volume", "the tone is warm and clear", "cheap strap"]
 
@@ -19,15 +20,20 @@ def test_consensus_takes_the_text_the_others_agree_with_unless_the_model_outweig
     # The medoid: ROUGE-L F1 .80 and .36 with the two other tone sentences ("the tone is warm": .80, .22).
     assert TEXTS[consensus(TEXTS)] == "the tone is warm and clear"
     liked = [-9.0, -9.0, -9.0, -0.5]  # the model prefers the odd one out, per token
-    assert consensus(TEXTS, liked, temperature=0.02) == 2  # weakly: the agreement still wins
-    assert consensus(TEXTS, liked, temperature=10.0) == 3  # sharply: the model's favourite
+    assert consensus(TEXTS, liked, ChoiceRule(0.02)) == 2  # weakly: the agreement still wins
+    assert consensus(TEXTS, liked, ChoiceRule(10.0)) == 3  # sharply: the model's favourite
+    # Relevance: the share of a candidate's words the prompt holds can outweigh the agreement.
+    assert coverage(TEXTS, "A cheap strap, sadly.").tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert consensus(TEXTS, rule=ChoiceRule(relevance=0.1), source="A cheap strap, sadly.") == 2
+    assert consensus(TEXTS, rule=ChoiceRule(relevance=1.0), source="A cheap strap, sadly.") == 3
     assert consensus(["one"]) == 0
     with pytest.raises(ValueError, match="empty"):
         consensus([])
-    with pytest.raises(ValueError, match="temperature"):
-        consensus(TEXTS, liked, temperature=-1.0)
     with pytest.raises(ValueError, match="one number per text"):
-        consensus(TEXTS, liked[:2], temperature=1.0)
+        consensus(TEXTS, liked[:2], ChoiceRule(1.0))
+    for bad in ({"temperature": -1.0}, {"relevance": float("nan")}, {"temperature": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ChoiceRule(**bad)
 
 
 def test_candidates_are_the_pairs_then_the_features_and_overall_only_without_either():
@@ -48,14 +54,20 @@ def test_candidates_are_the_pairs_then_the_features_and_overall_only_without_eit
         RetrievalExplainer.from_dict({**many.to_dict(), "overall": [["x", 1]] * (KEEP + 1)})
 
 
-def test_the_read_out_with_the_best_valid_sum_is_kept_and_ties_keep_writing():
-    def m(bleu, r1, rl):
-        return {"bleu_4": bleu, "rouge_1": r1, "rouge_l": rl}
+def test_frequent_titles_are_the_candidates_of_a_summary():
+    assert frequent_titles(["Great", "ok", "Great", "  ", "", "fine", "ok", "Great"]) == ["Great", "ok", "fine"]
+    assert frequent_titles(["b", "a", "a", "b", "c"], k=2) == ["b", "a"]  # ties: the first seen
 
-    assert pick_readout({None: m(0.1, 23.0, 17.0), 0.0: m(2.3, 25.0, 22.5), 0.5: m(1.9, 25.0, 22.5)}) == 0.0
-    assert pick_readout({None: m(1.0, 30.0, 25.0), 0.0: m(1.0, 25.0, 22.5)}) is None
-    assert pick_readout({None: m(1.0, 20.0, 20.0), 0.5: m(1.0, 20.0, 20.0), 0.0: m(1.0, 20.0, 20.0)}) is None
-    assert pick_readout({0.5: m(1.0, 20.0, 20.0), 0.0: m(1.0, 20.0, 20.0)}) == 0.0
+
+def test_the_read_out_with_the_best_valid_sum_is_kept_and_ties_keep_writing():
+    def m(bleu, r1, rl, n=4):
+        return {f"bleu_{n}": bleu, "rouge_1": r1, "rouge_l": rl}
+
+    cold, warm, relevant = ChoiceRule(0.0), ChoiceRule(0.5), ChoiceRule(0.0, 0.25)
+    assert pick_readout({None: m(0.1, 23.0, 17.0), cold: m(2.3, 25.0, 22.5), warm: m(1.9, 25.0, 22.5)}) == cold
+    assert pick_readout({None: m(1.0, 30.0, 25.0, 2), cold: m(1.0, 25.0, 22.5, 2)}) is None  # summaries: BLEU-2
+    assert pick_readout({None: m(1.0, 20.0, 20.0), warm: m(1.0, 20.0, 20.0), cold: m(1.0, 20.0, 20.0)}) is None
+    assert pick_readout({warm: m(1.0, 20.0, 20.0), relevant: m(1.0, 20.0, 20.0), cold: m(1.0, 20.0, 20.0)}) == cold
 
 
 def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
@@ -64,23 +76,26 @@ def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
     rec = tiny_fit.recommender
     builder = tiny_fit.prepared.builder
     examples = builder.eval_examples("explanation", "test", np.random.default_rng(0))[:6]
-    candidates = [builder.explanation_candidates(e) for e in examples]
+    candidates = [builder.answer_candidates(e) for e in examples]
     assert all(candidates) and all(len(c) <= KEEP for c in candidates)
     predictor = predictor_for(rec.model, rec.tokenizer, rec.items, rec.config)
     prompts = [e.input for e in examples]
     scores = predictor.candidate_scores(prompts, candidates)
     assert [len(s) for s in scores] == [len(c) for c in candidates]
     assert all(np.isfinite(s).all() and max(s) <= 0 for s in scores)  # mean log-probabilities per token
-    for t in CHOICE_TEMPERATURES:
-        chosen = predictor.choose(prompts, candidates, temperature=t)
+    for rule in (ChoiceRule(0.0), ChoiceRule(1.0), ChoiceRule(0.5, 0.5)):
+        chosen = predictor.choose(prompts, candidates, rule=rule)
         assert [c in texts for c, texts in zip(chosen, candidates)] == [True] * len(examples)
-        want = [texts[consensus(texts, s, t)] for texts, s in zip(candidates, scores)]
+        want = [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
         assert chosen == want
-    from p5rec.pipeline import explanation_readouts
+    from p5rec.pipeline import choice_readouts
 
-    scored = explanation_readouts(predictor, builder, examples)  # what the choice after training compares
-    assert list(scored) == [None, *CHOICE_TEMPERATURES]
+    scored = choice_readouts(predictor, builder, examples)  # what the choice after training compares
+    assert list(scored) == [None, *(ChoiceRule(t, r) for t in CHOICE_TEMPERATURES for r in CHOICE_RELEVANCES)]
     assert all({"bleu_4", "rouge_1", "rouge_l"} <= set(m) for m in scored.values())
+    summaries = builder.eval_examples("review_summary", "test", np.random.default_rng(0))[:3]
+    titles = builder.review_titles()
+    assert titles and [builder.answer_candidates(e) for e in summaries] == [titles] * 3
     with pytest.raises(ValueError, match="none chosen for task 'explanation'"):
         predictor.choose(prompts, candidates, task="explanation")
     with pytest.raises(ValueError, match="one list per prompt"):
@@ -96,7 +111,7 @@ def chosen_fit():
     from p5rec.pipeline import fit
 
     model = {"backbone": "tiny", "vocab_size": 200, "max_input_length": 128, "choice_temperature": 0.5}
-    return fit(tiny_config(model=model), progress=False)
+    return fit(tiny_config(model=model), progress=False)  # no validation: the relevance is 0
 
 
 def test_a_given_temperature_is_saved_and_the_api_and_evaluation_choose(chosen_fit, tmp_path):
@@ -104,40 +119,46 @@ def test_a_given_temperature_is_saved_and_the_api_and_evaluation_choose(chosen_f
     from p5rec.evaluation.config import EvalConfig
     from p5rec.evaluation.evaluate import evaluate
 
-    assert chosen_fit.choice == {"explanation": 0.5} and "given" in chosen_fit.describe_choice()
+    rule = ChoiceRule(0.5, 0.0)
+    assert chosen_fit.choice == {"explanation": rule, "review_summary": rule}
+    assert "given" in chosen_fit.describe_choice()
     chosen_fit.recommender.save_pretrained(tmp_path / "m")
-    assert json.loads((tmp_path / "m" / "answer_choice.json").read_text()) == {"explanation": 0.5}
+    saved = json.loads((tmp_path / "m" / "answer_choice.json").read_text())
+    assert saved == dict.fromkeys(("explanation", "review_summary"), {"temperature": 0.5, "relevance": 0.0})
     back = Recommender.from_pretrained(tmp_path / "m", device="cpu")
-    assert back.choice == {"explanation": 0.5}
+    assert back.choice == chosen_fit.choice and back.review_titles == chosen_fit.prepared.builder.review_titles()
     user, item = next((u, h[-1]) for u, h in back.histories.items() if h)
     for feature in (None, "sound"):
         answer = back.explain(user, item, feature)
         assert answer in back.explanations.candidates(item, feature or "")
+    assert back.summarize("The sound of this guitar is warm. Great strings too.") in back.review_titles
     builder = chosen_fit.prepared.builder
-    cfg = EvalConfig(tasks=["explanation"], max_templates=1, samples=5)
-    row = evaluate(back.predictor, builder, cfg, progress=False).rows[0]
-    examples = builder.eval_examples("explanation", "test", np.random.default_rng(cfg.seed), [row["template"]])
-    answers = [s["answer"] for s in row["samples"]]
-    assert answers and [a in builder.explanation_candidates(e) for a, e in zip(answers, examples)] == [True] * 5
+    for task in ("explanation", "review_summary"):
+        cfg = EvalConfig(tasks=[task], max_templates=1, samples=5)
+        row = evaluate(back.predictor, builder, cfg, progress=False).rows[0]
+        examples = builder.eval_examples(task, "test", np.random.default_rng(cfg.seed), [row["template"]])
+        answers = [s["answer"] for s in row["samples"]]
+        assert answers and [a in builder.answer_candidates(e) for a, e in zip(answers, examples)] == [True] * 5
 
 
 def test_choosing_is_off_without_validation_or_when_switched_off(tiny_fit):
     from conftest import tiny_config
 
-    from p5rec.pipeline import explanation_choice
+    from p5rec.pipeline import answer_choice
 
-    assert tiny_fit.choice == {} and tiny_fit.describe_choice() == ""  # no temperature, no validation
+    assert tiny_fit.choice == {} and tiny_fit.describe_choice() == ""  # nothing given, no validation
     rec = tiny_fit.recommender
-    off = tiny_config(model={"backbone": "tiny", "choose_explanations": False, "choice_temperature": 1.0})
-    assert explanation_choice(off, rec.model, rec.tokenizer, tiny_fit.prepared) == {}
+    off = tiny_config(model={"backbone": "tiny", "choose_answers": False, "choice_relevance": 1.0})
+    assert answer_choice(off, rec.model, rec.tokenizer, tiny_fit.prepared) == {}
 
 
+@pytest.mark.parametrize("name", ["choice_temperature", "choice_relevance"])
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), True])
-def test_a_choice_temperature_must_be_a_finite_number_not_below_zero(bad):
+def test_a_choice_setting_must_be_a_finite_number_not_below_zero(name, bad):
     from p5rec.modeling.config import ModelConfig
 
-    with pytest.raises(ValueError, match="choice_temperature"):
-        ModelConfig(choice_temperature=bad)
+    with pytest.raises(ValueError, match=name):
+        ModelConfig(**{name: bad})
 
 
 def test_a_damaged_choice_file_names_itself(chosen_fit, tmp_path):
@@ -145,11 +166,17 @@ def test_a_damaged_choice_file_names_itself(chosen_fit, tmp_path):
 
     path = tmp_path / "m"
     chosen_fit.recommender.save_pretrained(path)
-    for bad in ({"explanation": -1}, {"review_summary": 0.5}, ["explanation"], {"explanation": "hot"}):
+    good = {"temperature": 0.5, "relevance": 0.25}
+    for bad in ({"explanation": 0.5}, {"rating": good}, ["explanation"], {"explanation": {**good, "temperature": -1}},
+                {"explanation": {"temperature": 0.5}}):  # fmt: skip
         (path / "answer_choice.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match="answer_choice.json"):
             Recommender.from_pretrained(path, device="cpu")
-    (path / "answer_choice.json").write_text(json.dumps({"explanation": 0}))
+    (path / "answer_choice.json").write_text(json.dumps({"explanation": good}))
+    assert Recommender.from_pretrained(path, device="cpu").choice == {"explanation": ChoiceRule(0.5, 0.25)}
     shutil.move(path / "explanations.json", tmp_path / "kept.json")
     with pytest.raises(ValueError, match="explanations.json is missing"):
+        Recommender.from_pretrained(path, device="cpu")
+    (path / "review_titles.json").write_text(json.dumps([]))
+    with pytest.raises(ValueError, match="review_titles.json"):
         Recommender.from_pretrained(path, device="cpu")

@@ -1,0 +1,82 @@
+"""Text answers written, or chosen among retrieved training texts: valid and test metrics per read-out.
+
+Reloads a saved model and its data and scores one text task (explanation or review summary) on up
+to `CHOICE_VALID_EXAMPLES` valid prompts (the first seen template, as the choice after training
+does) and on every test prompt of every template: written by the model (with its copy prior), and
+chosen among the candidates (`ExampleBuilder.answer_candidates`) by each rule of
+`CHOICE_TEMPERATURES` x `CHOICE_RELEVANCES` (`p5rec.decoding.consensus`), next to the task's
+baseline (retrieval for explanations, the lead sentence for summaries). It prints which read-out the
+choice after training takes.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_answer_choice.py MODEL_DIR --task review_summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _saved_model import add_model_argument, load_saved
+
+from p5rec.api import predictor_for
+from p5rec.evaluation.baselines.text import lead_sentence
+from p5rec.evaluation.config import EvalConfig
+from p5rec.evaluation.metrics import text_metrics
+from p5rec.pipeline import CHOICE_TASKS, CHOICE_VALID_EXAMPLES, choice_readouts, pick_readout
+
+
+def cell(m: dict[str, float]) -> str:
+    bleu = next(v for k, v in m.items() if k.startswith("bleu_"))
+    return f"{bleu:.2f} / {m['rouge_1']:.2f} / {m['rouge_l']:.2f}"
+
+
+def mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_argument(parser)
+    parser.add_argument("--task", choices=CHOICE_TASKS, default="explanation")
+    args = parser.parse_args()
+    files, prepared = load_saved(args.model)
+    config, builder, task = files.config, prepared.builder, args.task
+    max_n = 4 if task == "explanation" else 2
+    predictor = predictor_for(files.model, files.tokenizer, files.items, config, copy_prior=files.copy_prior)
+    seen = builder.usable_templates(task, "seen")[0].id
+    rng = np.random.default_rng(config.train.seed)
+    valid = builder.eval_examples(task, "valid", rng, [seen], CHOICE_VALID_EXAMPLES)
+    start = time.perf_counter()
+    scored = choice_readouts(predictor, builder, valid)
+    took = time.perf_counter() - start
+    tests: dict[str, list[dict]] = {"seen": [], "unseen": []}
+    baseline: dict[str, list[dict]] = {"seen": [], "unseen": []}
+    reviews = builder.data.column("interactions", "review")
+    for tpl in builder.usable_templates(task):
+        test = builder.eval_examples(task, "test", np.random.default_rng(EvalConfig().seed), [tpl.id])
+        refs = [e.target for e in test]
+        if task == "explanation":  # the retrieval baseline's own sentence: the first candidate
+            base = [builder.answer_candidates(e)[0] for e in test]
+        else:
+            base = [lead_sentence(reviews[e.meta["row"]]) for e in test]
+        tests[tpl.split].append(choice_readouts(predictor, builder, test))
+        baseline[tpl.split].append(text_metrics(refs, base, max_n=max_n))
+        print(f"scored {tpl.id} ({tpl.split}, n={len(test)})", flush=True)
+    name = "retrieval" if task == "explanation" else "lead sentence"
+    print(f"\n{task}: BLEU-{max_n} / ROUGE-1 / ROUGE-L (test: mean over the templates)\n")
+    print(f"| read-out | valid ({seen}, n={len(valid)}) | test seen | test held-out |")
+    print("|---|---|---|---|")
+    for key, m in scored.items():
+        label = "written" if key is None else f"chosen, temperature {key.temperature:g}, relevance {key.relevance:g}"
+        cells = [cell(mean([t[key] for t in tests[s]])) if tests[s] else "" for s in ("seen", "unseen")]
+        print(f"| {label} | {cell(m)} | " + " | ".join(cells) + " |")
+    cells = [cell(mean(baseline[s])) if baseline[s] else "" for s in ("seen", "unseen")]
+    print(f"| {name} | | " + " | ".join(cells) + " |")
+    best = pick_readout(scored)
+    chosen = "written" if best is None else f"chosen ({best})"
+    print(f"\nvalid read-outs scored in {took:.1f} s; the choice after training takes: {chosen}")
+
+
+if __name__ == "__main__":
+    main()
