@@ -406,7 +406,8 @@ class Recommender:
             prompts.append(_render_input(tpl, v))
         if "explanation" in self.predictor.choice:
             candidates = [self.explanations.candidates(item, feature or "") for _, item, feature in requests]
-            return self.predictor.choose(prompts, candidates, task="explanation")
+            sources = [feature or "" for *_, feature in requests]
+            return self.predictor.choose(prompts, candidates, task="explanation", sources=sources)
         return self.predictor.write(prompts, task="explanation")
 
     def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
@@ -433,7 +434,8 @@ class Recommender:
             )
             prompts.append(_render_input(tpl, v))
         if "review_summary" in self.predictor.choice:
-            return self.predictor.choose(prompts, [self.review_titles] * len(prompts), task="review_summary")
+            titles = [self.review_titles] * len(prompts)
+            return self.predictor.choose(prompts, titles, task="review_summary", sources=list(reviews))
         return self.predictor.write(prompts, task="review_summary")
 
     def generate(self, prompt: str, num_beams: int = 1, max_new_tokens: int | None = None) -> str:

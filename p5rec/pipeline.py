@@ -63,7 +63,7 @@ RATING_VALID_EXAMPLES = 2_000  # valid prompts per rating task (all seen templat
 CHOICE_VALID_EXAMPLES = 500  # valid prompts per text task that decide between writing and choosing, and the rule
 # The rules tried for choosing a text answer among retrieved ones (`p5rec.decoding.consensus`): the
 # temperature of the model's weights (0: the candidates alike, the model not read) and the weight of
-# the share of a candidate's words found in the prompt.
+# the share of a candidate's words found in the answer's source (a summary's review, an explanation's feature).
 CHOICE_TEMPERATURES = (0.0, 0.5, 1.0, 2.0)
 CHOICE_RELEVANCES = (0.0, 0.25, 0.5, 1.0)
 CHOICE_TASKS = ("explanation", "review_summary")  # the text tasks whose answers may be chosen
@@ -470,12 +470,13 @@ def choice_readouts(
     max_n = 4 if task == "explanation" else 2
     prompts, refs = [e.input for e in examples], [e.target for e in examples]
     candidates = [builder.answer_candidates(e) for e in examples]
+    sources = [builder.answer_source(e) for e in examples]
     out = {None: text_metrics(refs, predictor.write(prompts, task=task), max_n=max_n)} if write else {}
     scores = predictor.candidate_scores(prompts, candidates) if any(temperatures) else [None] * len(prompts)
     for t in temperatures:
         for r in relevances:
             rule = ChoiceRule(t, r)
-            hyps = [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
+            hyps = [texts[consensus(texts, s, rule, src)] for src, texts, s in zip(sources, candidates, scores)]
             out[rule] = text_metrics(refs, hyps, max_n=max_n)
     return out
 

@@ -22,7 +22,7 @@ def test_consensus_takes_the_text_the_others_agree_with_unless_the_model_outweig
     liked = [-9.0, -9.0, -9.0, -0.5]  # the model prefers the odd one out, per token
     assert consensus(TEXTS, liked, ChoiceRule(0.02)) == 2  # weakly: the agreement still wins
     assert consensus(TEXTS, liked, ChoiceRule(10.0)) == 3  # sharply: the model's favourite
-    # Relevance: the share of a candidate's words the prompt holds can outweigh the agreement.
+    # Relevance: the share of a candidate's words its source holds can outweigh the agreement.
     assert coverage(TEXTS, "A cheap strap, sadly.").tolist() == [0.0, 0.0, 0.0, 1.0]
     assert consensus(TEXTS, rule=ChoiceRule(relevance=0.1), source="A cheap strap, sadly.") == 2
     assert consensus(TEXTS, rule=ChoiceRule(relevance=1.0), source="A cheap strap, sadly.") == 3
@@ -88,6 +88,14 @@ def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
         assert [c in texts for c, texts in zip(chosen, candidates)] == [True] * len(examples)
         want = [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
         assert chosen == want
+    # A relevance measured on each answer's own source (here the feature), not on the template's words.
+    sources = [builder.answer_source(e) for e in examples]
+    assert all(src and src in e.input for src, e in zip(sources, examples))
+    rule = ChoiceRule(0.0, 1.0)
+    got = predictor.choose(prompts, candidates, rule=rule, sources=sources)
+    assert got == [texts[consensus(texts, None, rule, src)] for src, texts in zip(sources, candidates)]
+    with pytest.raises(ValueError, match="one source per prompt"):
+        predictor.choose(prompts, candidates, rule=rule, sources=sources[:-1])
     from p5rec.pipeline import choice_readouts
 
     scored = choice_readouts(predictor, builder, examples)  # what the choice after training compares

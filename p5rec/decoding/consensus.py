@@ -6,8 +6,9 @@ BLEU do not (docs/benchmarks.md). A real sentence chosen among training answers 
 construction, as a recommended item is a real catalog item. Which one: minimum Bayes risk (Kumar
 and Byrne, 2004), the candidate with the highest expected ROUGE-L against the candidates, each
 weighted by the model's probability of it (per token, sharpened by the rule's `temperature`), plus
-`relevance` times the share of its words that the prompt holds (a title that names what the review
-talks about). Temperature 0 weighs every candidate alike and does not read the model.
+`relevance` times the share of its words that the answer's source holds (the review a title is
+for, the feature an explanation is about). Temperature 0 weighs every candidate alike and does not
+read the model.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class ChoiceRule:
 
     Args:
         temperature: each candidate weighs ``exp(temperature * mean log-probability per token)``; 0: alike.
-        relevance: weight of the share of a candidate's words found in the prompt.
+        relevance: weight of the share of a candidate's words found in the answer's source.
     """
 
     temperature: float = 0.0
@@ -78,7 +79,7 @@ def consensus(
 ) -> int:
     """The index of the text with the highest expected ROUGE-L F1 against all of `texts` (each
     weighted by the model under `rule.temperature`), plus `rule.relevance` times its coverage by
-    `source` (the prompt). Ties go to the earlier text.
+    `source` (the review a summary is for, the feature an explanation is about). Ties go to the earlier text.
 
     Args:
         texts: the candidates (at least one).

@@ -280,20 +280,27 @@ class Predictor:
         candidates: Sequence[Sequence[str]],
         task: str | None = None,
         rule: ChoiceRule | None = None,
+        sources: Sequence[str] | None = None,
     ) -> list[str]:
         """Per prompt, one of its candidate texts: the one with the highest expected ROUGE-L against
-        its candidates weighted by the model, plus the rule's weight on the share of its words the
-        prompt holds (:func:`p5rec.decoding.consensus.consensus`).
+        its candidates weighted by the model, plus the rule's weight on the share of its words that
+        its source holds (:func:`p5rec.decoding.consensus.consensus`).
 
         `rule` None: the one chosen for `task` (`choice`); a temperature of 0 does not run the model.
+        `sources`: per prompt, the text the answer should draw on (the review a summary is for, the
+        feature an explanation is about); None: the prompts themselves.
         """
         if rule is None:
             if task not in self.choice:
                 known = sorted(self.choice)
                 raise ValueError(f"no rule given and none chosen for task {task!r} (chosen for: {known})")
             rule = self.choice[task]
+        if sources is None:
+            sources = prompts
+        elif len(sources) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(sources)} sources: give one source per prompt")
         scores = self.candidate_scores(prompts, candidates) if rule.temperature else [None] * len(prompts)
-        return [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
+        return [texts[consensus(texts, s, rule, src)] for src, texts, s in zip(sources, candidates, scores)]
 
     @torch.inference_mode()
     def candidate_scores(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[list[float]]:

@@ -169,7 +169,7 @@ def _score(
     chosen = task in predictor.choice and builder is not None
     candidates = [builder.answer_candidates(e) for e in examples] if chosen else []
     if candidates and all(candidates):
-        hyps = predictor.choose(prompts, candidates, task=task)
+        hyps = predictor.choose(prompts, candidates, task=task, sources=[builder.answer_source(e) for e in examples])
     else:
         hyps = predictor.write(prompts, num_beams=cfg.text_beams, task=task)
     refs = [e.target for e in examples]

@@ -74,14 +74,16 @@ class ModelConfig:
             (an explanation: the training explanations of the item and feature, `RetrievalExplainer.
             candidates`; a summary: the 100 most frequent training titles): the one the candidates,
             weighted by the model's probability of each, agree with most, plus a weight on the share
-            of its words the prompt holds (`p5rec.decoding.consensus`): a real sentence where a small
-            scratch model writes the right words in no order. Per task, used when it scores better
-            than writing on the valid split (BLEU + ROUGE-1 + ROUGE-L). False: written.
+            of its words that its source holds (the review, the feature; `p5rec.decoding.consensus`):
+            a real sentence where a small scratch model writes the right words in no order. Per task,
+            used when it scores better than writing on the valid split (BLEU + ROUGE-1 + ROUGE-L).
+            False: written.
         choice_temperature: how sharply the model's probabilities weigh the candidates (0: alike,
             the model not read). None: chosen on the valid split from (0, 0.5, 1, 2).
-        choice_relevance: the weight of the share of a candidate's words found in the prompt. None:
-            chosen on the valid split from (0, 0.25, 0.5, 1). Either given: answers are always
-            chosen (never written) where the task has candidates.
+        choice_relevance: the weight of the share of a candidate's words found in the answer's source
+            (a summary's review, an explanation's feature). None: chosen on the valid split from
+            (0, 0.25, 0.5, 1). Either given: answers are always chosen (never written) where the
+            task has candidates.
     """
 
     backbone: str = AUTO

@@ -262,6 +262,12 @@ class ExampleBuilder:
             return []
         return retrieval.candidates(example.item, self._cols["feature"][example.meta["row"]])
 
+    def answer_source(self, example: Example) -> str:
+        """What a chosen answer to `example` should draw on (`p5rec.decoding.consensus`): a review
+        summary's review, an explanation's feature; '' for other tasks."""
+        column = {"review_summary": "review", "explanation": "feature"}.get(example.task)
+        return self._cols[column][example.meta["row"]] if column else ""
+
     def _similar_explanation(self, item: str, feature: str, row: int | None) -> str:
         """The retrieval baseline's explanation for (item, feature) over the training reviews; a
         training row's own explanation does not count (the test rows' are unknown to it too)."""
