@@ -325,12 +325,16 @@ def score_continuations(
         raise ValueError("`targets` holds a row without sequences or an empty sequence; give at least one token each.")
     rows = [r for r, seqs in enumerate(targets) for _ in seqs]
     flat = [list(t) for seqs in targets for t in seqs]
+    # Blocks of similar lengths: a block is padded to its longest sequence, and every padded position
+    # costs a row of output logits (the bulk of the work on a small model with a large vocabulary).
+    order = sorted(range(len(flat)), key=lambda k: len(flat[k]))
     sums = torch.empty(len(flat))
     with eval_mode(model):
         dec = Decoder(model, input_ids, attention_mask)
         first = dec.start(input_ids.new_zeros((input_ids.shape[0], 0)))  # (B, 1, V): each first token
         for lo in range(0, len(flat), CONTINUATION_ROWS):
-            block, at = flat[lo : lo + CONTINUATION_ROWS], torch.tensor(rows[lo : lo + CONTINUATION_ROWS])
+            picked = order[lo : lo + CONTINUATION_ROWS]
+            block, at = [flat[k] for k in picked], torch.tensor([rows[k] for k in picked])
             width = max(map(len, block))
             tokens = torch.zeros((len(block), width), dtype=torch.long, device=dec.device)
             real = torch.zeros((len(block), width), dtype=torch.bool, device=dec.device)
@@ -341,5 +345,5 @@ def score_continuations(
             if width > 1:
                 logits = torch.cat([logits, dec.fork(at.to(dec.device)).step(tokens[:, :-1])], dim=1)
             logp = logits.log_softmax(-1).gather(2, tokens[:, :, None])[:, :, 0]
-            sums[lo : lo + len(block)] = (logp * real).sum(1).cpu()
+            sums[torch.tensor(picked)] = (logp * real).sum(1).cpu()
     return list(sums.split([len(seqs) for seqs in targets]))

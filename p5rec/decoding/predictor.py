@@ -311,12 +311,15 @@ class Predictor:
         for k, texts in enumerate(candidates):
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"candidates[{k}] must be a non-empty list of non-blank texts, got {texts!r:.80}")
+        # Each distinct text tokenized once: a summary's 100 titles are every prompt's candidates.
+        distinct = list(dict.fromkeys(t for texts in candidates for t in texts))
         eos, cut = self.tokenizer.eos_token_id, self.max_target_length - 1
+        seq_of = {t: ids[:cut] + [eos] for t, ids in zip(distinct, tokenize(self.tokenizer, distinct))}
         out: list[list[float]] = []
         with self._lock:
             for start, batch in self._batches(prompts):
                 lists = candidates[start : start + batch["input_ids"].shape[0]]
-                seqs = [[ids[:cut] + [eos] for ids in tokenize(self.tokenizer, texts)] for texts in lists]
+                seqs = [[seq_of[t] for t in texts] for texts in lists]
                 totals = score_continuations(self.model, batch, seqs)
                 out += [(total / torch.tensor([len(s) for s in row])).tolist() for total, row in zip(totals, seqs)]
         return out
