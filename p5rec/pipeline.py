@@ -422,13 +422,12 @@ def answer_choice(
     out = {}
     for task in CHOICE_TASKS:
         seen = builder.usable_templates(task, "seen")
-        if not builder.trains(task) or not seen:
+        if not builder.trains(task) or not seen or not _has_candidates(builder, task):
             continue
         rng = np.random.default_rng(config.train.seed)
         examples = builder.eval_examples(task, "valid", rng, [seen[0].id], CHOICE_VALID_EXAMPLES)
-        examples = [e for e in examples if builder.answer_candidates(e)]
         if config.validation is None or not examples:
-            if given and _has_candidates(builder, task):  # no valid split to choose the other on: 0
+            if given:  # no valid split to choose the other on: 0
                 out[task] = ChoiceRule(m.choice_temperature or 0.0, m.choice_relevance or 0.0)
             continue
         scored = choice_readouts(predictor, builder, examples, temperatures, relevances, write=not given)

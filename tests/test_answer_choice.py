@@ -160,6 +160,30 @@ def test_choosing_is_off_without_validation_or_when_switched_off(tiny_fit):
     assert answer_choice(off, rec.model, rec.tokenizer, tiny_fit.prepared) == {}
 
 
+def test_with_validation_each_task_keeps_the_best_read_out_of_its_valid_prompts(tiny_fit):
+    """The choice after training, on the valid split: per text task, what `pick_readout` takes of
+    `choice_readouts` on the task's first seen template (writing when it wins: no entry)."""
+    from conftest import tiny_config
+
+    from p5rec.api import predictor_for
+    from p5rec.pipeline import CHOICE_TASKS, CHOICE_VALID_EXAMPLES, answer_choice, choice_readouts
+
+    rec, prepared = tiny_fit.recommender, tiny_fit.prepared
+    config = tiny_config(validation={"tasks": ["sequential"], "max_users": 20})
+    got = answer_choice(config, rec.model, rec.tokenizer, prepared)
+    predictor = predictor_for(rec.model, rec.tokenizer, rec.items, config)
+    want = {}
+    for task in CHOICE_TASKS:
+        seen = prepared.builder.usable_templates(task, "seen")[0].id
+        rng = np.random.default_rng(config.train.seed)
+        examples = prepared.builder.eval_examples(task, "valid", rng, [seen], CHOICE_VALID_EXAMPLES)
+        scored = choice_readouts(predictor, prepared.builder, examples)
+        assert len(scored) == 1 + len(CHOICE_TEMPERATURES) * len(CHOICE_RELEVANCES)
+        if (best := pick_readout(scored)) is not None:
+            want[task] = best
+    assert got == want
+
+
 @pytest.mark.parametrize("name", ["choice_temperature", "choice_relevance"])
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), True])
 def test_a_choice_setting_must_be_a_finite_number_not_below_zero(name, bad):
