@@ -3,8 +3,8 @@
 Reloads a saved model and its data and scores one text task (explanation or review summary) on up
 to `CHOICE_VALID_EXAMPLES` valid prompts (the first seen template, as the choice after training
 does) and on every test prompt of every template: written by the model (with its copy prior), and
-chosen among the candidates (`ExampleBuilder.answer_candidates`) by each rule of
-`CHOICE_TEMPERATURES` x `CHOICE_RELEVANCES` (`p5rec.decoding.consensus`), next to the task's
+chosen among the candidates (`ExampleBuilder.answer_candidates`) by each rule of `CHOICE_GRID`
+(`p5rec.decoding.consensus`; `--fixed frequency=1` keeps one value of a number), next to the task's
 baseline (retrieval for explanations, the lead sentence for summaries). It prints which read-out the
 choice after training takes.
 
@@ -20,10 +20,11 @@ import numpy as np
 from _saved_model import add_model_argument, load_saved
 
 from p5rec.api import predictor_for
+from p5rec.decoding.consensus import FIELDS
 from p5rec.evaluation.baselines.text import lead_sentence
 from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import text_metrics
-from p5rec.pipeline import CHOICE_TASKS, CHOICE_VALID_EXAMPLES, choice_readouts, pick_readout
+from p5rec.pipeline import CHOICE_TASKS, CHOICE_VALID_EXAMPLES, choice_readouts, choice_rules, pick_readout
 
 
 def cell(m: dict[str, float]) -> str:
@@ -39,7 +40,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_argument(parser)
     parser.add_argument("--task", choices=CHOICE_TASKS, default="explanation")
+    parser.add_argument("--fixed", nargs="*", default=[], help="NAME=VALUE: rules with this value only")
     args = parser.parse_args()
+    fixed = {k: float(v) for k, v in (f.split("=", 1) for f in args.fixed)}
+    if set(fixed) - set(FIELDS):
+        parser.error(f"--fixed: the numbers are {list(FIELDS)}")
     files, prepared = load_saved(args.model)
     config, builder, task = files.config, prepared.builder, args.task
     max_n = 4 if task == "explanation" else 2
@@ -48,7 +53,8 @@ def main() -> None:
     rng = np.random.default_rng(config.train.seed)
     valid = builder.eval_examples(task, "valid", rng, [seen], CHOICE_VALID_EXAMPLES)
     start = time.perf_counter()
-    scored = choice_readouts(predictor, builder, valid)
+    rules = [r for r in choice_rules() if all(getattr(r, k) == v for k, v in fixed.items())]
+    scored = choice_readouts(predictor, builder, valid, rules)
     took = time.perf_counter() - start
     tests: dict[str, list[dict]] = {"seen": [], "unseen": []}
     baseline: dict[str, list[dict]] = {"seen": [], "unseen": []}
@@ -57,10 +63,10 @@ def main() -> None:
         test = builder.eval_examples(task, "test", np.random.default_rng(EvalConfig().seed), [tpl.id])
         refs = [e.target for e in test]
         if task == "explanation":  # the retrieval baseline's own sentence: the first candidate
-            base = [builder.answer_candidates(e)[0] for e in test]
+            base = [builder.answer_candidates(e)[0][0] for e in test]
         else:
             base = [lead_sentence(reviews[e.meta["row"]]) for e in test]
-        tests[tpl.split].append(choice_readouts(predictor, builder, test))
+        tests[tpl.split].append(choice_readouts(predictor, builder, test, rules))
         baseline[tpl.split].append(text_metrics(refs, base, max_n=max_n))
         print(f"scored {tpl.id} ({tpl.split}, n={len(test)})", flush=True)
     name = "retrieval" if task == "explanation" else "lead sentence"
@@ -68,7 +74,7 @@ def main() -> None:
     print(f"| read-out | valid ({seen}, n={len(valid)}) | test seen | test held-out |")
     print("|---|---|---|---|")
     for key, m in scored.items():
-        label = "written" if key is None else f"chosen, temperature {key.temperature:g}, relevance {key.relevance:g}"
+        label = "written" if key is None else "chosen, " + ", ".join(f"{f} {getattr(key, f):g}" for f in FIELDS)
         cells = [cell(mean([t[key] for t in tests[s]])) if tests[s] else "" for s in ("seen", "unseen")]
         print(f"| {label} | {cell(m)} | " + " | ".join(cells) + " |")
     cells = [cell(mean(baseline[s])) if baseline[s] else "" for s in ("seen", "unseen")]

@@ -54,7 +54,7 @@ def main() -> None:
     predictor = predictor_for(files.model, files.tokenizer, files.items, files.config)
     seen = builder.usable_templates(args.task, "seen")[0].id
     examples = builder.eval_examples(args.task, "valid", np.random.default_rng(0), [seen], args.prompts)
-    prompts, candidates = [e.input for e in examples], [builder.answer_candidates(e) for e in examples]
+    prompts, candidates = [e.input for e in examples], [[t for t, _ in builder.answer_candidates(e)] for e in examples]
     pairs = sum(map(len, candidates))
     times, results = {}, {}
     for name, fn in (("shared", predictor.candidate_scores), ("naive", lambda p, c: naive(predictor, p, c))):

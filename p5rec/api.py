@@ -24,7 +24,7 @@ from p5rec.config import RunConfig
 from p5rec.data.rating_means import RatingMeans
 from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.decoding.beams import beam_width
-from p5rec.decoding.consensus import ChoiceRule
+from p5rec.decoding.consensus import ChoiceRule, texts_and_counts
 from p5rec.decoding.predictor import Predictor
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
@@ -141,8 +141,9 @@ class Recommender:
             `explanations.json`): explanation templates that show `similar_explanation` are filled
             from it, and explanations chosen among retrieved ones (`choice`) take their candidates from it.
             None: such templates are not used.
-        review_titles: the most frequent training review titles (saved as `review_titles.json`): the candidates of
-            review summaries chosen among retrieved ones (`choice`). None: not chosen.
+        review_titles: the most frequent training review titles, bare or as (title, training count)
+            pairs (saved as `review_titles.json`): the candidates of review summaries chosen among
+            retrieved ones (`choice`). None: not chosen.
         choice: text task -> the rule by which that task's answers are chosen among retrieved
             training texts instead of written (`p5rec.decoding.consensus.ChoiceRule`; chosen on the
             valid split after training; saved as `answer_choice.json`). Empty: written.
@@ -164,7 +165,7 @@ class Recommender:
         rating_prior: Mapping[str, RatingTilt] | None = None,
         explanations: RetrievalExplainer | None = None,
         choice: Mapping[str, ChoiceRule] | None = None,
-        review_titles: list[str] | None = None,
+        review_titles: Sequence[str] | Sequence[tuple[str, int]] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -182,7 +183,8 @@ class Recommender:
         for task, (table, name) in needs.items():
             if task in choice and not table:
                 raise ValueError(f"`choice` chooses {task} answers among retrieved texts: give them (`{name}`)")
-        self.review_titles = review_titles
+        # (title, count) pairs: a bare title counts once.
+        self.review_titles = list(zip(*texts_and_counts(review_titles))) if review_titles else review_titles
         self.predictor = predictor_for(
             model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior, choice
         )

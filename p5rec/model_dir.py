@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -30,7 +31,8 @@ from p5rec import __version__
 from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
 from p5rec.data.retrieved_explanations import RetrievalExplainer
-from p5rec.decoding.consensus import ChoiceRule
+from p5rec.decoding.consensus import FIELDS as RULE_FIELDS
+from p5rec.decoding.consensus import ChoiceRule, texts_and_counts
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
@@ -75,7 +77,7 @@ class ModelFiles(NamedTuple):
     rating_prior: dict[str, RatingTilt] | None = None
     explanations: RetrievalExplainer | None = None
     choice: dict[str, ChoiceRule] | None = None
-    review_titles: list[str] | None = None
+    review_titles: list[tuple[str, int]] | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -108,10 +110,11 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
         if files.explanations is not None:
             (tmp / EXPLANATIONS_FILE).write_text(json.dumps(files.explanations.to_dict(), ensure_ascii=False))
         if files.choice:  # text task -> the rule its answers are chosen among retrieved texts by
-            rules = {t: {"temperature": r.temperature, "relevance": r.relevance} for t, r in files.choice.items()}
+            rules = {t: dataclasses.asdict(r) for t, r in files.choice.items()}
             (tmp / CHOICE_FILE).write_text(json.dumps(rules))
-        if files.review_titles is not None:
-            (tmp / TITLES_FILE).write_text(json.dumps(files.review_titles, ensure_ascii=False))
+        if files.review_titles is not None:  # [[title, training count], ...]
+            titles = [[t, n] for t, n in zip(*texts_and_counts(files.review_titles))]
+            (tmp / TITLES_FILE).write_text(json.dumps(titles, ensure_ascii=False))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -346,7 +349,9 @@ def _read_explanations(file: Path) -> RetrievalExplainer:
         raise ValueError(f"{file}: not a retrieved-explanation table ({e}); restore the file") from None
 
 
-def _read_choice(file: Path, explained: RetrievalExplainer | None, titles: list[str] | None) -> dict[str, ChoiceRule]:
+def _read_choice(
+    file: Path, explained: RetrievalExplainer | None, titles: list[tuple[str, int]] | None
+) -> dict[str, ChoiceRule]:
     rules = _read_json(file)
     needs = {"explanation": (explained, EXPLANATIONS_FILE), "review_summary": (titles, TITLES_FILE)}
     if not isinstance(rules, dict):
@@ -354,12 +359,15 @@ def _read_choice(file: Path, explained: RetrievalExplainer | None, titles: list[
     out = {}
     for task, rule in rules.items():
         try:
-            if task not in needs or not isinstance(rule, dict) or set(rule) != {"temperature", "relevance"}:
+            # Models saved before the counts and brevity hold only the first two numbers (0 for the others).
+            if task not in needs or not isinstance(rule, dict) or not {"temperature", "relevance"} <= set(rule):
                 raise ValueError(f"not one of {sorted(needs)} with a temperature and a relevance")
+            if set(rule) - set(RULE_FIELDS):
+                raise ValueError(f"unknown numbers {sorted(set(rule) - set(RULE_FIELDS))}")
             out[task] = ChoiceRule(**rule)
         except (TypeError, ValueError) as e:
             raise ValueError(
-                f'{file}: `{task}` must be a text task with {{"temperature": t >= 0, "relevance": r >= 0}} ({e}), '
+                f"{file}: `{task}` must be a text task with numbers >= 0 among {list(RULE_FIELDS)} ({e}), "
                 f"got {rule!r:.80}; restore the file"
             ) from None
         table, name = needs[task]
@@ -368,11 +376,21 @@ def _read_choice(file: Path, explained: RetrievalExplainer | None, titles: list[
     return out
 
 
-def _read_titles(file: Path) -> list[str]:
+def _read_titles(file: Path) -> list[tuple[str, int]]:
+    """[[title, count], ...]; a list of bare titles (models saved before the counts) counts each once."""
     titles = _read_json(file)
-    if not isinstance(titles, list) or not titles or not all(isinstance(t, str) and t.strip() for t in titles):
-        raise ValueError(f"{file}: expected a non-empty JSON list of titles, got {titles!r:.80}; restore the file")
-    return titles
+    try:
+        if not isinstance(titles, list) or not titles:
+            raise ValueError("empty or not a list")
+        out = list(zip(*texts_and_counts(titles)))
+        if not all(text.strip() and count >= 1 for text, count in out):
+            raise ValueError("a blank title or a count below 1")
+    except ValueError as e:
+        raise ValueError(
+            f"{file}: expected a non-empty JSON list of [title, count] pairs ({e}), got {titles!r:.80}; "
+            "restore the file"
+        ) from None
+    return out
 
 
 @contextlib.contextmanager

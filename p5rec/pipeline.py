@@ -7,6 +7,7 @@ usable on its own; this module only passes one stage's output to the next.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from p5rec.config import RunConfig
 from p5rec.data.split import Splits
 from p5rec.data.synthetic import generate
 from p5rec.data.tables import RecData
+from p5rec.decoding.consensus import FIELDS as RULE_FIELDS
 from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
@@ -61,11 +63,17 @@ TOKENIZER_SAMPLE = 5_000  # prompts the text tokenizer is trained on: plenty for
 COPY_VALID_EXAMPLES = 200  # valid examples per text task that choose the copy prior's weight
 RATING_VALID_EXAMPLES = 2_000  # valid prompts per rating task (all seen templates) that fit the rating prior
 CHOICE_VALID_EXAMPLES = 500  # valid prompts per text task that decide between writing and choosing, and the rule
-# The rules tried for choosing a text answer among retrieved ones (`p5rec.decoding.consensus`): the
-# temperature of the model's weights (0: the candidates alike, the model not read) and the weight of
-# the share of a candidate's words found in the answer's source (a summary's review, an explanation's feature).
-CHOICE_TEMPERATURES = (0.0, 0.5, 1.0, 2.0)
-CHOICE_RELEVANCES = (0.0, 0.25, 0.5, 1.0)
+# The rules tried for choosing a text answer among retrieved ones (`p5rec.decoding.consensus`), each
+# number of a ChoiceRule: the temperature of the model's weights (0: the candidates alike, the model
+# not read), the weight of the share of a candidate's words found in the answer's source (a summary's
+# review, an explanation's feature), the power of the candidates' training counts, and the weight of
+# the brevity factor. Measured per value: docs/benchmarks.md ("Counts and length in the choice").
+CHOICE_GRID = {
+    "temperature": (0.0, 0.5, 1.0, 2.0),
+    "relevance": (0.0, 0.25, 0.5, 1.0),
+    "frequency": (0.0, 1.0),
+    "brevity": (0.0, 0.1, 0.3),
+}
 CHOICE_TASKS = ("explanation", "review_summary")  # the text tasks whose answers may be chosen
 ID_TOKEN = re.compile(r"<[A-Za-z_]+\d+>")  # the form of every ID token (`p5rec.ids.index.render_id`)
 
@@ -152,12 +160,11 @@ def describe_choice(config: RunConfig, choice: dict[str, ChoiceRule]) -> str:
     """One line on the text tasks whose answers are chosen among retrieved texts (empty without one)."""
     if not choice:
         return ""
-    m = config.model
-    given = m.choice_temperature is not None or m.choice_relevance is not None
     chosen = ", ".join(
-        f"{t} (temperature {r.temperature:g}, relevance {r.relevance:g})" for t, r in sorted(choice.items())
+        f"{t} ({', '.join(f'{f} {getattr(r, f):g}' for f in RULE_FIELDS)})" for t, r in sorted(choice.items())
     )
-    return f"answers chosen among retrieved training texts ({'given' if given else 'chosen on valid'}): {chosen}"
+    how = "given" if _given_rule(config) else "chosen on valid"
+    return f"answers chosen among retrieved training texts ({how}): {chosen}"
 
 
 def load_data(config: RunConfig, source: str | None = None) -> RecData:
@@ -405,19 +412,17 @@ def answer_choice(
     """Which text tasks' answers are chosen among retrieved training texts, and by what rule.
 
     Per task of `CHOICE_TASKS` that trains and has candidates (`ExampleBuilder.answer_candidates`):
-    the best of writing (with the copy prior `prior`) and choosing by each rule of
-    `CHOICE_TEMPERATURES` x `CHOICE_RELEVANCES`, by BLEU + ROUGE-1 + ROUGE-L on up to
-    `CHOICE_VALID_EXAMPLES` valid prompts of the task's first seen template (ties: writing, then
-    the lower temperature, then the lower relevance). `model.choice_temperature` or
-    `model.choice_relevance` given: always chosen, with that value (the other chosen on valid, or 0
-    without validation). Nothing when `model.choose_answers` is off.
+    the best of writing (with the copy prior `prior`) and choosing by each rule of `choice_rules`,
+    by BLEU + ROUGE-1 + ROUGE-L on up to `CHOICE_VALID_EXAMPLES` valid prompts of the task's first
+    seen template (ties: writing, then the smaller numbers). Any of the rule's numbers given in the
+    config (`model.choice_temperature`, ...): always chosen, with the given values (the others
+    chosen on valid, or 0 without validation). Nothing when `model.choose_answers` is off.
     """
     m, builder = config.model, prepared.builder
     if not m.choose_answers:
         return {}
-    given = m.choice_temperature is not None or m.choice_relevance is not None
-    temperatures = (m.choice_temperature,) if m.choice_temperature is not None else CHOICE_TEMPERATURES
-    relevances = (m.choice_relevance,) if m.choice_relevance is not None else CHOICE_RELEVANCES
+    given = _given_rule(config)
+    rules = choice_rules(config)
     predictor = predictor_for(model, tokenizer, prepared.items, config, copy_prior=prior)
     out = {}
     for task in CHOICE_TASKS:
@@ -427,14 +432,27 @@ def answer_choice(
         rng = np.random.default_rng(config.train.seed)
         examples = builder.eval_examples(task, "valid", rng, [seen[0].id], CHOICE_VALID_EXAMPLES)
         if config.validation is None or not examples:
-            if given:  # no valid split to choose the other on: 0
-                out[task] = ChoiceRule(m.choice_temperature or 0.0, m.choice_relevance or 0.0)
+            if given:  # no valid split to choose the others on: 0
+                out[task] = ChoiceRule(**{k: v or 0.0 for k, v in given.items()})
             continue
-        scored = choice_readouts(predictor, builder, examples, temperatures, relevances, write=not given)
+        scored = choice_readouts(predictor, builder, examples, rules, write=not given)
         best = pick_readout(scored)
         if best is not None:
             out[task] = best
     return out
+
+
+def _given_rule(config: RunConfig) -> dict[str, float | None]:
+    """The choice rule's numbers as the config gives them (None: to be chosen); {} when none is given."""
+    values = {f: getattr(config.model, f"choice_{f}") for f in RULE_FIELDS}
+    return values if any(v is not None for v in values.values()) else {}
+
+
+def choice_rules(config: RunConfig | None = None) -> list[ChoiceRule]:
+    """The rules the choice after training tries: `CHOICE_GRID`, with each number `config` gives fixed."""
+    given = _given_rule(config) if config is not None else {}
+    axes = [(given[f],) if given.get(f) is not None else CHOICE_GRID[f] for f in RULE_FIELDS]
+    return [ChoiceRule(*values) for values in itertools.product(*axes)]
 
 
 def _has_candidates(builder, task: str) -> bool:
@@ -444,39 +462,41 @@ def _has_candidates(builder, task: str) -> bool:
 
 def pick_readout(scored: dict[ChoiceRule | None, dict[str, float]]) -> ChoiceRule | None:
     """The read-out of :func:`choice_readouts` with the best BLEU + ROUGE-1 + ROUGE-L: a rule, or
-    None to write (ties: writing, then the lower temperature, then the lower relevance)."""
+    None to write (ties: writing, then the rule with the smaller numbers, temperature first)."""
 
     def total(m: dict[str, float]) -> float:
         bleu = next(v for k, v in m.items() if k.startswith("bleu_"))
         return bleu + m["rouge_1"] + m["rouge_l"]
 
     def key(r: ChoiceRule | None) -> tuple:
-        return (total(scored[r]), r is None, -(r.temperature if r else 0.0), -(r.relevance if r else 0.0))
+        numbers = [getattr(r, f) for f in RULE_FIELDS] if r else [0.0] * len(RULE_FIELDS)
+        return (total(scored[r]), r is None, *(-v for v in numbers))
 
     return max(scored, key=key)
 
 
 def choice_readouts(
-    predictor, builder, examples, temperatures=CHOICE_TEMPERATURES, relevances=CHOICE_RELEVANCES, write: bool = True
+    predictor, builder, examples, rules: Sequence[ChoiceRule] | None = None, write: bool = True
 ) -> dict[ChoiceRule | None, dict[str, float]]:
     """Text metrics (BLEU-4 for explanations, BLEU-2 for summaries, ROUGE) of the answers written for
     `examples` (key None, when `write`) and of those chosen among their candidates by each rule
-    (the model scores the candidates once)."""
-    from p5rec.decoding.consensus import consensus
+    (default: every rule of `CHOICE_GRID`; the model scores the candidates once)."""
+    from p5rec.decoding.consensus import consensus, texts_and_counts
     from p5rec.evaluation.metrics import text_metrics
 
+    if rules is None:
+        rules = choice_rules()
     task = examples[0].task
     max_n = 4 if task == "explanation" else 2
     prompts, refs = [e.input for e in examples], [e.target for e in examples]
-    candidates = [builder.answer_candidates(e) for e in examples]
+    candidates = [texts_and_counts(builder.answer_candidates(e)) for e in examples]
     sources = [builder.answer_source(e) for e in examples]
     out = {None: text_metrics(refs, predictor.write(prompts, task=task), max_n=max_n)} if write else {}
-    scores = predictor.candidate_scores(prompts, candidates) if any(temperatures) else [None] * len(prompts)
-    for t in temperatures:
-        for r in relevances:
-            rule = ChoiceRule(t, r)
-            hyps = [texts[consensus(texts, s, rule, src)] for src, texts, s in zip(sources, candidates, scores)]
-            out[rule] = text_metrics(refs, hyps, max_n=max_n)
+    read = any(r.temperature for r in rules)
+    scores = predictor.candidate_scores(prompts, [t for t, _ in candidates]) if read else [None] * len(prompts)
+    for rule in rules:
+        hyps = [t[consensus(t, s, rule, src, n)] for src, (t, n), s in zip(sources, candidates, scores)]
+        out[rule] = text_metrics(refs, hyps, max_n=max_n)
     return out
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from p5rec.data.retrieved_explanations import KEEP, RetrievalExplainer
 from p5rec.data.retrieved_titles import frequent_titles
-from p5rec.decoding.consensus import ChoiceRule, consensus, coverage
-from p5rec.pipeline import CHOICE_RELEVANCES, CHOICE_TEMPERATURES, pick_readout
+from p5rec.decoding.consensus import ChoiceRule, consensus, coverage, texts_and_counts
+from p5rec.pipeline import CHOICE_GRID, choice_rules, pick_readout
 
 TEXTS = ["the tone is warm", "warm tone and good volume", "the tone is warm and clear", "cheap strap"]
 
@@ -41,11 +41,12 @@ def test_candidates_are_the_pairs_then_the_features_and_overall_only_without_eit
     features = ["tone", "tone", "tone", "tone", "price", "price"]
     texts = ["warm", "warm", "bright", "dull", "cheap", "fair"]
     r = RetrievalExplainer().fit(items, features, texts)
-    assert r.candidates("a", "tone") == ["warm", "bright", "dull"]  # the pair's, then the feature's
-    assert r.candidates("a", "tone")[0] == r.explain("a", "tone")
-    assert r.candidates("z", "price") == ["cheap", "fair"]  # the feature's only
-    assert r.candidates("z", "size") == ["warm", "bright", "dull", "cheap", "fair"]  # nothing else: overall
-    assert r.candidates("a", "tone", k=2) == ["warm", "bright"]
+    # The pair's, then the feature's, each with its count where it was found (dull: once for the feature).
+    assert r.candidates("a", "tone") == [("warm", 2), ("bright", 1), ("dull", 1)]
+    assert r.candidates("a", "tone")[0][0] == r.explain("a", "tone")
+    assert r.candidates("z", "price") == [("cheap", 1), ("fair", 1)]  # the feature's only
+    assert [t for t, _ in r.candidates("z", "size")] == ["warm", "bright", "dull", "cheap", "fair"]  # overall
+    assert r.candidates("a", "tone", k=2) == [("warm", 2), ("bright", 1)]
     # The saved table keeps the candidates (up to KEEP per key) and reads back the same.
     many = RetrievalExplainer().fit(["a"] * 30, ["tone"] * 30, [f"text {i}" for i in range(30)])
     back = RetrievalExplainer.from_dict(json.loads(json.dumps(many.to_dict())))
@@ -55,8 +56,38 @@ def test_candidates_are_the_pairs_then_the_features_and_overall_only_without_eit
 
 
 def test_frequent_titles_are_the_candidates_of_a_summary():
-    assert frequent_titles(["Great", "ok", "Great", "  ", "", "fine", "ok", "Great"]) == ["Great", "ok", "fine"]
-    assert frequent_titles(["b", "a", "a", "b", "c"], k=2) == ["b", "a"]  # ties: the first seen
+    titles = ["Great", "ok", "Great", "  ", "", "fine", "ok", "Great"]
+    assert frequent_titles(titles) == [("Great", 3), ("ok", 2), ("fine", 1)]
+    assert frequent_titles(["b", "a", "a", "b", "c"], k=2) == [("b", 2), ("a", 2)]  # ties: the first seen
+
+
+def test_counts_weigh_the_candidates_and_brevity_favours_the_expected_length():
+    texts = ["the tone is warm and clear", "great gift", "a great gift for him"]
+    assert consensus(texts) == 1  # the two gifts agree (a tie: the earlier)
+    # Written by many reviewers, "the tone is warm and clear" outweighs the two others' agreement.
+    counts = [6, 1, 1]
+    assert consensus(texts, rule=ChoiceRule(frequency=1.0), counts=counts) == 0
+    assert consensus(texts, rule=ChoiceRule(frequency=0.0), counts=counts) == 1  # counts off
+    assert consensus(texts, rule=ChoiceRule(frequency=1.0)) == 1  # no counts: once each
+    # Brevity: BLEU's factor against the expected length (the weighted mean, 4 words) lifts a text
+    # that is not shorter than that; it never rewards being longer.
+    short = ["great gift", "great gift", "great gift card for a friend"]
+    assert consensus(short) == 0
+    assert consensus(short, rule=ChoiceRule(brevity=1.0)) == 2
+    assert consensus(["great", "great gift card for a friend who plays"], rule=ChoiceRule(brevity=5.0)) == 1
+    with pytest.raises(ValueError, match="one count >= 1 per text"):
+        consensus(texts, rule=ChoiceRule(frequency=1.0), counts=[1, 0, 1])
+    assert texts_and_counts([("a", 2), "b"]) == (["a", "b"], [2, 1])
+    with pytest.raises(ValueError, match="a text or a"):
+        texts_and_counts([("a", "2")])
+    with pytest.raises(ValueError, match="brevity"):
+        ChoiceRule(brevity=-0.1)
+    # The grid tried after training, and a number the config gives fixed.
+    from conftest import tiny_config
+
+    assert len(choice_rules()) == np.prod([len(v) for v in CHOICE_GRID.values()])
+    fixed = choice_rules(tiny_config(model={"backbone": "tiny", "choice_frequency": 1.0}))
+    assert {r.frequency for r in fixed} == {1.0} and len(fixed) == len(choice_rules()) // len(CHOICE_GRID["frequency"])
 
 
 def test_the_read_out_with_the_best_valid_sum_is_kept_and_ties_keep_writing():
@@ -83,23 +114,24 @@ def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
     scores = predictor.candidate_scores(prompts, candidates)
     assert [len(s) for s in scores] == [len(c) for c in candidates]
     assert all(np.isfinite(s).all() and max(s) <= 0 for s in scores)  # mean log-probabilities per token
-    for rule in (ChoiceRule(0.0), ChoiceRule(1.0), ChoiceRule(0.5, 0.5)):
+    split = [texts_and_counts(c) for c in candidates]
+    for rule in (ChoiceRule(0.0), ChoiceRule(1.0), ChoiceRule(0.5, 0.5), ChoiceRule(0.5, 0.0, 1.0, 0.3)):
         chosen = predictor.choose(prompts, candidates, rule=rule)
-        assert [c in texts for c, texts in zip(chosen, candidates)] == [True] * len(examples)
-        want = [texts[consensus(texts, s, rule, p)] for p, texts, s in zip(prompts, candidates, scores)]
+        assert [c in texts for c, (texts, _) in zip(chosen, split)] == [True] * len(examples)
+        want = [t[consensus(t, s, rule, p, n)] for p, (t, n), s in zip(prompts, split, scores)]
         assert chosen == want
     # A relevance measured on each answer's own source (here the feature), not on the template's words.
     sources = [builder.answer_source(e) for e in examples]
     assert all(src and src in e.input for src, e in zip(sources, examples))
     rule = ChoiceRule(0.0, 1.0)
     got = predictor.choose(prompts, candidates, rule=rule, sources=sources)
-    assert got == [texts[consensus(texts, None, rule, src)] for src, texts in zip(sources, candidates)]
+    assert got == [t[consensus(t, None, rule, src)] for src, (t, _) in zip(sources, split)]
     with pytest.raises(ValueError, match="one source per prompt"):
         predictor.choose(prompts, candidates, rule=rule, sources=sources[:-1])
     from p5rec.pipeline import choice_readouts
 
     scored = choice_readouts(predictor, builder, examples)  # what the choice after training compares
-    assert list(scored) == [None, *(ChoiceRule(t, r) for t in CHOICE_TEMPERATURES for r in CHOICE_RELEVANCES)]
+    assert list(scored) == [None, *choice_rules()]
     assert all({"bleu_4", "rouge_1", "rouge_l"} <= set(m) for m in scored.values())
     summaries = builder.eval_examples("review_summary", "test", np.random.default_rng(0))[:3]
     titles = builder.review_titles()
@@ -132,21 +164,24 @@ def test_a_given_temperature_is_saved_and_the_api_and_evaluation_choose(chosen_f
     assert "given" in chosen_fit.describe_choice()
     chosen_fit.recommender.save_pretrained(tmp_path / "m")
     saved = json.loads((tmp_path / "m" / "answer_choice.json").read_text())
-    assert saved == dict.fromkeys(("explanation", "review_summary"), {"temperature": 0.5, "relevance": 0.0})
+    numbers = {"temperature": 0.5, "relevance": 0.0, "frequency": 0.0, "brevity": 0.0}
+    assert saved == dict.fromkeys(("explanation", "review_summary"), numbers)
     back = Recommender.from_pretrained(tmp_path / "m", device="cpu")
     assert back.choice == chosen_fit.choice and back.review_titles == chosen_fit.prepared.builder.review_titles()
     user, item = next((u, h[-1]) for u, h in back.histories.items() if h)
     for feature in (None, "sound"):
         answer = back.explain(user, item, feature)
-        assert answer in back.explanations.candidates(item, feature or "")
-    assert back.summarize("The sound of this guitar is warm. Great strings too.") in back.review_titles
+        assert answer in texts_and_counts(back.explanations.candidates(item, feature or ""))[0]
+    titles = texts_and_counts(back.review_titles)[0]
+    assert back.summarize("The sound of this guitar is warm. Great strings too.") in titles
     builder = chosen_fit.prepared.builder
     for task in ("explanation", "review_summary"):
         cfg = EvalConfig(tasks=[task], max_templates=1, samples=5)
         row = evaluate(back.predictor, builder, cfg, progress=False).rows[0]
         examples = builder.eval_examples(task, "test", np.random.default_rng(cfg.seed), [row["template"]])
         answers = [s["answer"] for s in row["samples"]]
-        assert answers and [a in builder.answer_candidates(e) for a, e in zip(answers, examples)] == [True] * 5
+        chosen = [a in texts_and_counts(builder.answer_candidates(e))[0] for a, e in zip(answers, examples)]
+        assert answers and chosen == [True] * 5
 
 
 def test_choosing_is_off_without_validation_or_when_switched_off(tiny_fit):
@@ -178,13 +213,13 @@ def test_with_validation_each_task_keeps_the_best_read_out_of_its_valid_prompts(
         rng = np.random.default_rng(config.train.seed)
         examples = prepared.builder.eval_examples(task, "valid", rng, [seen], CHOICE_VALID_EXAMPLES)
         scored = choice_readouts(predictor, prepared.builder, examples)
-        assert len(scored) == 1 + len(CHOICE_TEMPERATURES) * len(CHOICE_RELEVANCES)
+        assert len(scored) == 1 + len(choice_rules())
         if (best := pick_readout(scored)) is not None:
             want[task] = best
     assert got == want
 
 
-@pytest.mark.parametrize("name", ["choice_temperature", "choice_relevance"])
+@pytest.mark.parametrize("name", ["choice_temperature", "choice_relevance", "choice_frequency", "choice_brevity"])
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), True])
 def test_a_choice_setting_must_be_a_finite_number_not_below_zero(name, bad):
     from p5rec.modeling.config import ModelConfig
@@ -204,8 +239,21 @@ def test_a_damaged_choice_file_names_itself(chosen_fit, tmp_path):
         (path / "answer_choice.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match="answer_choice.json"):
             Recommender.from_pretrained(path, device="cpu")
+    (path / "answer_choice.json").write_text(json.dumps({"explanation": {**good, "speed": 1.0}}))
+    with pytest.raises(ValueError, match="speed"):
+        Recommender.from_pretrained(path, device="cpu")
+    # A file saved before the counts and brevity: those are 0.
     (path / "answer_choice.json").write_text(json.dumps({"explanation": good}))
     assert Recommender.from_pretrained(path, device="cpu").choice == {"explanation": ChoiceRule(0.5, 0.25)}
+    titles = json.loads((path / "review_titles.json").read_text())
+    assert titles and all(isinstance(t, str) and type(n) is int and n >= 1 for t, n in titles)
+    (path / "review_titles.json").write_text(json.dumps([t for t, _ in titles]))  # bare titles: once each
+    assert Recommender.from_pretrained(path, device="cpu").review_titles == [(t, 1) for t, _ in titles]
+    for bad in ([["Great", 0]], [["Great", "2"]], [["  ", 1]]):
+        (path / "review_titles.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="review_titles.json"):
+            Recommender.from_pretrained(path, device="cpu")
+    (path / "review_titles.json").write_text(json.dumps(titles))
     shutil.move(path / "explanations.json", tmp_path / "kept.json")
     with pytest.raises(ValueError, match="explanations.json is missing"):
         Recommender.from_pretrained(path, device="cpu")

@@ -95,25 +95,26 @@ class RetrievalExplainer:
         out._levels = (pair, feature, {None: top(table["overall"])})
         return out
 
-    def candidates(self, item: str, feature: str, k: int = KEEP) -> list[str]:
-        """Up to `k` distinct training explanations an answer for (item, feature) may be chosen from:
-        the pair's own, most frequent first, then the feature's; the most frequent overall only when
-        neither has one (the overall favourites, "Great gift", would outvote the feature's own
-        texts in a choice by agreement). The first is :meth:`explain`'s.
+    def candidates(self, item: str, feature: str, k: int = KEEP) -> list[tuple[str, int]]:
+        """Up to `k` distinct training explanations an answer for (item, feature) may be chosen from,
+        each with its training count at the level it comes from: the pair's own, most frequent
+        first, then the feature's; the most frequent overall only when neither has one (the overall
+        favourites, "Great gift", would outvote the feature's own texts in a choice by agreement).
+        The first is :meth:`explain`'s.
 
         >>> r = RetrievalExplainer().fit(["a", "a", "b"], ["tone", "tone", "tone"], ["warm", "warm", "bright"])
         >>> r.candidates("a", "tone"), r.candidates("c", "tone", k=1), r.candidates("c", "price")
-        (['warm', 'bright'], ['warm'], ['warm', 'bright'])
+        ([('warm', 2), ('bright', 1)], [('warm', 2)], [('warm', 2), ('bright', 1)])
         """
         if not self._levels:
             raise ValueError("RetrievalExplainer is not fitted: call fit(items, features, explanations) first")
         pair, by_feature, overall = self._levels
-        out: dict[str, None] = {}
-        for text, _ in (*pair.get((item, feature), ()), *by_feature.get(feature, ())) or overall.get(None, ()):
+        out: dict[str, int] = {}
+        for text, n in (*pair.get((item, feature), ()), *by_feature.get(feature, ())) or overall.get(None, ()):
             if len(out) == k:
                 break
-            out.setdefault(text)
-        return list(out)
+            out.setdefault(text, n)
+        return list(out.items())
 
     def explain(self, item: str, feature: str, leave_out: str | None = None) -> str:
         """The retrieved explanation; `leave_out`: one training row's own text that must not count

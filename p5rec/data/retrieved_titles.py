@@ -16,11 +16,11 @@ __all__ = ["TITLES", "frequent_titles"]
 TITLES = 100  # candidates per summary: 50 lost 1-2 ROUGE points on Musical Instruments
 
 
-def frequent_titles(titles: Iterable[str], k: int = TITLES) -> list[str]:
-    """The `k` most frequent non-blank texts, most frequent first (ties: the first seen).
+def frequent_titles(titles: Iterable[str], k: int = TITLES) -> list[tuple[str, int]]:
+    """The `k` most frequent non-blank texts with their counts, most frequent first (ties: the first seen).
 
     >>> frequent_titles(["Great", "ok", "Great", " ", "fine", "ok", "Great"], k=2)
-    ['Great', 'ok']
+    [('Great', 3), ('ok', 2)]
     """
     counts = Counter(t for t in titles if t and t.strip())
-    return [t for t, _ in counts.most_common(k)]
+    return counts.most_common(k)

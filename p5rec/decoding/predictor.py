@@ -17,7 +17,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 
 from p5rec.decoding.affinity import next_item_percentile, next_item_scores
 from p5rec.decoding.beams import beam_width
-from p5rec.decoding.consensus import ChoiceRule, consensus
+from p5rec.decoding.consensus import Candidates, ChoiceRule, consensus, texts_and_counts
 from p5rec.decoding.generate import recommend_items, score_continuations, score_targets
 from p5rec.decoding.rating import RatingTilt, answer_distribution, rating_distribution, tilt
 from p5rec.decoding.text import CopyBonusLogitsProcessor, VisibleTextLogitsProcessor, blank_tokens
@@ -277,18 +277,20 @@ class Predictor:
     def choose(
         self,
         prompts: Sequence[str],
-        candidates: Sequence[Sequence[str]],
+        candidates: Sequence[Candidates],
         task: str | None = None,
         rule: ChoiceRule | None = None,
         sources: Sequence[str] | None = None,
     ) -> list[str]:
         """Per prompt, one of its candidate texts: the one with the highest expected ROUGE-L against
-        its candidates weighted by the model, plus the rule's weight on the share of its words that
-        its source holds (:func:`p5rec.decoding.consensus.consensus`).
+        its candidates weighted by the model (and by their training counts), plus the rule's weights
+        on the share of its words that its source holds and on its length
+        (:func:`p5rec.decoding.consensus.consensus`).
 
-        `rule` None: the one chosen for `task` (`choice`); a temperature of 0 does not run the model.
-        `sources`: per prompt, the text the answer should draw on (the review a summary is for, the
-        feature an explanation is about); None: the prompts themselves.
+        `candidates`: per prompt, texts or (text, training count) pairs. `rule` None: the one chosen
+        for `task` (`choice`); a temperature of 0 does not run the model. `sources`: per prompt, the
+        text the answer should draw on (the review a summary is for, the feature an explanation is
+        about); None: the prompts themselves.
         """
         if rule is None:
             if task not in self.choice:
@@ -299,15 +301,18 @@ class Predictor:
             sources = prompts
         elif len(sources) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(sources)} sources: give one source per prompt")
-        scores = self.candidate_scores(prompts, candidates) if rule.temperature else [None] * len(prompts)
-        return [texts[consensus(texts, s, rule, src)] for src, texts, s in zip(sources, candidates, scores)]
+        split = [texts_and_counts(c) for c in candidates]
+        texts = [t for t, _ in split]
+        scores = self.candidate_scores(prompts, texts) if rule.temperature else [None] * len(prompts)
+        return [t[consensus(t, s, rule, src, n)] for src, (t, n), s in zip(sources, split, scores, strict=True)]
 
     @torch.inference_mode()
-    def candidate_scores(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def candidate_scores(self, prompts: Sequence[str], candidates: Sequence[Candidates]) -> list[list[float]]:
         """Per prompt, the model's mean log-probability per token of each candidate text as its
-        answer (the text's tokens and eos, as training tokenizes targets)."""
+        answer (the text's tokens and eos, as training tokenizes targets); counts are ignored."""
         if len(candidates) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(candidates)} candidate lists: give one list per prompt")
+        candidates = [texts_and_counts(c)[0] for c in candidates]
         for k, texts in enumerate(candidates):
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"candidates[{k}] must be a non-empty list of non-blank texts, got {texts!r:.80}")

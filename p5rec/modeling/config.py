@@ -18,6 +18,10 @@ ARCHITECTURES = ("t5", "gpt2", "llama", "gpt_neox")
 AUTO = "auto"
 
 
+# The choice rule's numbers as settings (`p5rec.decoding.consensus.ChoiceRule` without the prefix).
+CHOICE_FIELDS = ("choice_temperature", "choice_relevance", "choice_frequency", "choice_brevity")
+
+
 @dataclass
 class ModelConfig:
     """Which backbone to use.
@@ -82,8 +86,13 @@ class ModelConfig:
             the model not read). None: chosen on the valid split from (0, 0.5, 1, 2).
         choice_relevance: the weight of the share of a candidate's words found in the answer's source
             (a summary's review, an explanation's feature). None: chosen on the valid split from
-            (0, 0.25, 0.5, 1). Either given: answers are always chosen (never written) where the
-            task has candidates.
+            (0, 0.25, 0.5, 1).
+        choice_frequency: each candidate also weighs its training count to this power (0: alike).
+            None: chosen on the valid split from (0, 1).
+        choice_brevity: the weight of BLEU's brevity factor of a candidate against the candidates'
+            expected length (agreement favours short texts). None: chosen on the valid split from
+            (0, 0.1, 0.3). Any of the four given: answers are always chosen (never written) where
+            the task has candidates.
     """
 
     backbone: str = AUTO
@@ -102,6 +111,8 @@ class ModelConfig:
     choose_answers: bool = True
     choice_temperature: float | None = None
     choice_relevance: float | None = None
+    choice_frequency: float | None = None
+    choice_brevity: float | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -121,7 +132,7 @@ class ModelConfig:
         w = self.rating_prior_weight
         if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w < float("inf")):
             raise ValueError(f"`rating_prior_weight` ({w!r}) must be None (chosen on the valid split) or a number >= 0")
-        for name in ("choice_temperature", "choice_relevance"):
+        for name in CHOICE_FIELDS:
             t = getattr(self, name)
             if t is not None and (
                 isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < float("inf")

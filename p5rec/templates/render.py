@@ -97,7 +97,7 @@ class ExampleBuilder:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
         self._means: RatingMeans | None = None  # fitted on `_rated` when first needed (templates showing averages)
         self._retrieval: RetrievalExplainer | None = None  # fitted when a template shows `similar_explanation`
-        self._review_titles: list[str] | None = None  # the most frequent training titles, when first asked
+        self._review_titles: list[tuple[str, int]] | None = None  # the most frequent training titles, when first asked
         self._train_reviews: frozenset[int] = frozenset()  # the rows it was fitted on
 
     # ------------------------------------------------------------------ public
@@ -243,18 +243,19 @@ class ExampleBuilder:
             )
         return self._retrieval
 
-    def review_titles(self) -> list[str]:
-        """The most frequent training review titles (`p5rec.data.retrieved_titles`; fitted once): the
-        candidates of a review summary. [] when no training review has one."""
+    def review_titles(self) -> list[tuple[str, int]]:
+        """The most frequent training review titles with their counts (`p5rec.data.retrieved_titles`;
+        fitted once): the candidates of a review summary. [] when no training review has one."""
         if self._review_titles is None:
             c = self._cols
             self._review_titles = frequent_titles(c["summary"][r] for r in self.splits.review_rows("train").tolist())
         return self._review_titles
 
-    def answer_candidates(self, example: Example) -> list[str]:
-        """The training texts an answer to `example` may be chosen from: an explanation's are the
-        training explanations of its item and feature (`RetrievalExplainer.candidates`), a review
-        summary's the most frequent training titles; [] for other tasks or without any."""
+    def answer_candidates(self, example: Example) -> list[tuple[str, int]]:
+        """The training texts an answer to `example` may be chosen from, with their training counts:
+        an explanation's are the training explanations of its item and feature
+        (`RetrievalExplainer.candidates`), a review summary's the most frequent training titles; []
+        for other tasks or without any."""
         if example.task == "review_summary":
             return self.review_titles()
         retrieval = self.retrieval() if example.task == "explanation" else None
