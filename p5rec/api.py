@@ -389,8 +389,11 @@ class Recommender:
             have = {"user_id", "item_id", "item_title", "rating"} | ({"feature"} if feature else set())
             have |= {"similar_explanation"} if self.explanations is not None else set()
             chosen.append(self._template("explanation", template, have, prefer=("feature",) if feature else ()))
-        # Templates that quote a rating get the predicted one: one batched pass for all of them.
-        need = [k for k, tpl in enumerate(chosen) if "rating" in tpl.input_variables]
+        # Templates that quote a rating get the predicted one: one batched pass for all of them; not
+        # when the answer is chosen without reading the prompt (temperature 0).
+        rule = self.predictor.choice.get("explanation")
+        reads = rule is None or rule.temperature > 0
+        need = [k for k, tpl in enumerate(chosen) if "rating" in tpl.input_variables] if reads else []
         ratings = dict(zip(need, self.predict_ratings([requests[k][:2] for k in need]))) if need else {}
         prompts = []
         for k, ((user, item, feature), tpl) in enumerate(zip(requests, chosen)):

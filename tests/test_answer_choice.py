@@ -174,6 +174,17 @@ def test_a_given_temperature_is_saved_and_the_api_and_evaluation_choose(chosen_f
         assert answer in texts_and_counts(back.explanations.candidates(item, feature or ""))[0]
     titles = texts_and_counts(back.review_titles)[0]
     assert back.summarize("The sound of this guitar is warm. Great strings too.") in titles
+    # Chosen without reading the prompt (temperature 0): no rating is predicted for the prompt.
+    back.predictor.choice["explanation"] = ChoiceRule(0.0)
+
+    def no_ratings(*args, **kwargs):
+        raise AssertionError("ratings predicted for prompts the choice does not read")
+
+    back.predict_ratings = no_ratings
+    quoting = "explanation-4"  # "{user_id} rated {item_id} {rating} out of 5. ..."
+    assert "rating" in back.templates[quoting].input_variables
+    answer = back.explain(user, item, template=quoting)
+    assert answer in texts_and_counts(back.explanations.candidates(item, ""))[0]
     builder = chosen_fit.prepared.builder
     for task in ("explanation", "review_summary"):
         cfg = EvalConfig(tasks=[task], max_templates=1, samples=5)
