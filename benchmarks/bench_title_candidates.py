@@ -1,0 +1,85 @@
+"""Which titles a review summary should be chosen from: the most frequent ones (shipped), the item's own, or both.
+
+Reloads a saved model's data (not the model: every rule here has temperature 0) and chooses each
+summary among three candidate sets: the 100 most frequent training titles
+(`ExampleBuilder.review_titles`, what p5rec ships), the training titles of the review's item (the
+frequent ones when it has none), and the item's own followed by the frequent ones. Per set, the
+rule (relevance x frequency x brevity of `CHOICE_GRID`, temperature 0) is picked on up to
+`CHOICE_VALID_EXAMPLES` valid reviews of the first seen template by BLEU-2 + ROUGE-1 + ROUGE-L, as
+the choice after training picks, and scored on every test review of that template.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_title_candidates.py MODEL_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections import Counter, defaultdict
+
+import numpy as np
+from _saved_model import add_model_argument, load_saved
+
+from p5rec.decoding.consensus import ChoiceRule, consensus
+from p5rec.evaluation.config import EvalConfig
+from p5rec.evaluation.metrics import text_metrics
+from p5rec.pipeline import CHOICE_GRID, CHOICE_VALID_EXAMPLES
+
+SETS = ("most frequent (shipped)", "the item's own", "the item's own, then the most frequent")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_argument(parser)
+    args = parser.parse_args()
+    _, prepared = load_saved(args.model)
+    builder = prepared.builder
+    item_of, title_of = builder.data.column("interactions", "item_id"), builder.data.column("interactions", "summary")
+    own: dict[str, Counter] = defaultdict(Counter)
+    for row in builder.splits.review_rows("train").tolist():
+        if title_of[row] and title_of[row].strip():
+            own[item_of[row]][title_of[row]] += 1
+    frequent = builder.review_titles()
+
+    def candidates(name: str, item: str) -> list[tuple[str, int]]:
+        mine = list(own[item].items())
+        if name == SETS[0]:
+            return frequent
+        if name == SETS[1]:
+            return mine or frequent
+        return mine + [c for c in frequent if c[0] not in own[item]]
+
+    rules = [
+        ChoiceRule(0.0, *v) for v in itertools.product(*(CHOICE_GRID[f] for f in ("relevance", "frequency", "brevity")))
+    ]
+    first = builder.usable_templates("review_summary", "seen")[0].id
+    splits = {
+        split: builder.eval_examples("review_summary", split, np.random.default_rng(EvalConfig().seed), [first], cap)
+        for split, cap in (("valid", CHOICE_VALID_EXAMPLES), ("test", None))
+    }
+
+    def score(name: str, rule: ChoiceRule, split: str) -> tuple[dict[str, float], float]:
+        examples, hyps = splits[split], []
+        for e in examples:
+            cands = candidates(name, e.item)
+            texts, counts = [t for t, _ in cands], [n for _, n in cands]
+            hyps.append(texts[consensus(texts, None, rule, builder.answer_source(e), counts)])
+        return text_metrics([e.target for e in examples], hyps, max_n=2), len(set(hyps)) / len(hyps)
+
+    def cell(m: dict[str, float]) -> str:
+        return f"{m['bleu_2']:.2f} / {m['rouge_1']:.2f} / {m['rouge_l']:.2f}"
+
+    print(f"review summaries, {first}: valid n={len(splits['valid'])}, test n={len(splits['test'])}")
+    print("BLEU-2 / ROUGE-1 / ROUGE-L\n")
+    print("| candidates | rule kept on valid (relevance, frequency, brevity) | valid | test | distinct test answers |")
+    print("|---|---|---|---|---|")
+    for name in SETS:
+        scored = {rule: score(name, rule, "valid")[0] for rule in rules}
+        best = max(rules, key=lambda r: scored[r]["bleu_2"] + scored[r]["rouge_1"] + scored[r]["rouge_l"])
+        test, distinct = score(name, best, "test")
+        kept = f"{best.relevance:g}, {best.frequency:g}, {best.brevity:g}"
+        print(f"| {name} | {kept} | {cell(scored[best])} | {cell(test)} | {distinct:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
