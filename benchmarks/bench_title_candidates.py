@@ -39,7 +39,7 @@ def main() -> None:
     for row in builder.splits.review_rows("train").tolist():
         if title_of[row] and title_of[row].strip():
             own[item_of[row]][title_of[row]] += 1
-    frequent = builder.review_titles()
+    frequent = builder.review_titles().frequent
 
     def candidates(name: str, item: str) -> list[tuple[str, int]]:
         mine = list(own[item].items())

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from p5rec.config import RunConfig
 from p5rec.data.rating_means import RatingMeans
 from p5rec.data.retrieved_explanations import RetrievalExplainer
+from p5rec.data.retrieved_titles import RetrievedTitles
 from p5rec.decoding.beams import beam_width
 from p5rec.decoding.consensus import ChoiceRule, texts_and_counts
 from p5rec.decoding.predictor import Predictor
@@ -141,8 +142,9 @@ class Recommender:
             `explanations.json`): explanation templates that show `similar_explanation` are filled
             from it, and explanations chosen among retrieved ones (`choice`) take their candidates from it.
             None: such templates are not used.
-        review_titles: the most frequent training review titles, bare or as (title, training count)
-            pairs (saved as `review_titles.json`): the candidates of review summaries chosen among
+        review_titles: the training review titles (`RetrievedTitles`: each item's own and the most
+            frequent, with their counts; or a list of the most frequent, bare or as (title, count)
+            pairs; saved as `review_titles.json`): the candidates of review summaries chosen among
             retrieved ones (`choice`). None: not chosen.
         choice: text task -> the rule by which that task's answers are chosen among retrieved
             training texts instead of written (`p5rec.decoding.consensus.ChoiceRule`; chosen on the
@@ -165,7 +167,7 @@ class Recommender:
         rating_prior: Mapping[str, RatingTilt] | None = None,
         explanations: RetrievalExplainer | None = None,
         choice: Mapping[str, ChoiceRule] | None = None,
-        review_titles: Sequence[str] | Sequence[tuple[str, int]] | None = None,
+        review_titles: RetrievedTitles | Sequence[str] | Sequence[tuple[str, int]] | None = None,
         batch_size: int = 32,
     ) -> None:
         if config is not None and not isinstance(config, RunConfig):
@@ -183,8 +185,9 @@ class Recommender:
         for task, (table, name) in needs.items():
             if task in choice and not table:
                 raise ValueError(f"`choice` chooses {task} answers among retrieved texts: give them (`{name}`)")
-        # (title, count) pairs: a bare title counts once.
-        self.review_titles = list(zip(*texts_and_counts(review_titles))) if review_titles else review_titles
+        if review_titles is not None and not isinstance(review_titles, RetrievedTitles):
+            review_titles = RetrievedTitles(list(zip(*texts_and_counts(review_titles))))  # a bare title counts once
+        self.review_titles = review_titles
         self.predictor = predictor_for(
             model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior, choice
         )
@@ -415,15 +418,27 @@ class Recommender:
             return self.predictor.choose(prompts, candidates, task="explanation", sources=sources)
         return self.predictor.write(prompts, task="explanation")
 
-    def summarize(self, review: str, user: str | None = None, template: str | None = None) -> str:
-        """A short title for a review text."""
-        return self.summarize_batch([review], user, template)[0]
+    def summarize(
+        self, review: str, user: str | None = None, template: str | None = None, item: str | None = None
+    ) -> str:
+        """A short title for a review text; `item`, the reviewed item, when known: where titles are
+        chosen among training ones, that item's own come first."""
+        return self.summarize_batch([review], user, template, None if item is None else [item])[0]
 
     def summarize_batch(
-        self, reviews: Sequence[str], user: str | None = None, template: str | None = None
+        self,
+        reviews: Sequence[str],
+        user: str | None = None,
+        template: str | None = None,
+        items: Sequence[str | None] | None = None,
     ) -> list[str]:
         if user is not None:
             self._check_user(user)
+        if items is None:
+            items = [None] * len(reviews)
+        elif isinstance(items, str) or len(items) != len(reviews):
+            raise ValueError(f"`items` must give one item (or None) per review ({len(reviews)}), got {items!r:.80}")
+        self.items.check([i for i in items if i is not None], "item")
         prompts = []
         for text in reviews:
             if not isinstance(text, str) or not text.strip():
@@ -439,7 +454,7 @@ class Recommender:
             )
             prompts.append(_render_input(tpl, v))
         if "review_summary" in self.predictor.choice:
-            titles = [self.review_titles] * len(prompts)
+            titles = [self.review_titles.candidates(item) for item in items]
             return self.predictor.choose(prompts, titles, task="review_summary", sources=list(reviews))
         return self.predictor.write(prompts, task="review_summary")
 

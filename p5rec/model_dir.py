@@ -31,8 +31,9 @@ from p5rec import __version__
 from p5rec._atomic import atomic_dir
 from p5rec.config import RunConfig
 from p5rec.data.retrieved_explanations import RetrievalExplainer
+from p5rec.data.retrieved_titles import RetrievedTitles
 from p5rec.decoding.consensus import FIELDS as RULE_FIELDS
-from p5rec.decoding.consensus import ChoiceRule, texts_and_counts
+from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.templates.load import TemplateSet
@@ -77,7 +78,7 @@ class ModelFiles(NamedTuple):
     rating_prior: dict[str, RatingTilt] | None = None
     explanations: RetrievalExplainer | None = None
     choice: dict[str, ChoiceRule] | None = None
-    review_titles: list[tuple[str, int]] | None = None
+    review_titles: RetrievedTitles | None = None
 
 
 def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
@@ -112,9 +113,8 @@ def write_model_dir(path: str | os.PathLike, files: ModelFiles) -> None:
         if files.choice:  # text task -> the rule its answers are chosen among retrieved texts by
             rules = {t: dataclasses.asdict(r) for t, r in files.choice.items()}
             (tmp / CHOICE_FILE).write_text(json.dumps(rules))
-        if files.review_titles is not None:  # [[title, training count], ...]
-            titles = [[t, n] for t, n in zip(*texts_and_counts(files.review_titles))]
-            (tmp / TITLES_FILE).write_text(json.dumps(titles, ensure_ascii=False))
+        if files.review_titles is not None:  # the most frequent and each item's own, with their counts
+            (tmp / TITLES_FILE).write_text(json.dumps(files.review_titles.to_dict(), ensure_ascii=False))
         files.templates.save(tmp / "prompts.yaml")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -350,7 +350,7 @@ def _read_explanations(file: Path) -> RetrievalExplainer:
 
 
 def _read_choice(
-    file: Path, explained: RetrievalExplainer | None, titles: list[tuple[str, int]] | None
+    file: Path, explained: RetrievalExplainer | None, titles: RetrievedTitles | None
 ) -> dict[str, ChoiceRule]:
     rules = _read_json(file)
     needs = {"explanation": (explained, EXPLANATIONS_FILE), "review_summary": (titles, TITLES_FILE)}
@@ -376,21 +376,17 @@ def _read_choice(
     return out
 
 
-def _read_titles(file: Path) -> list[tuple[str, int]]:
-    """[[title, count], ...]; a list of bare titles (models saved before the counts) counts each once."""
-    titles = _read_json(file)
+def _read_titles(file: Path) -> RetrievedTitles:
+    """The title table; a list of titles (models saved before the items' own titles) is the most
+    frequent alone, a bare title counted once."""
+    table = _read_json(file)
     try:
-        if not isinstance(titles, list) or not titles:
-            raise ValueError("empty or not a list")
-        out = list(zip(*texts_and_counts(titles)))
-        if not all(text.strip() and count >= 1 for text, count in out):
-            raise ValueError("a blank title or a count below 1")
+        titles = RetrievedTitles.from_dict(table)
+        if not titles:
+            raise ValueError("no title")
     except ValueError as e:
-        raise ValueError(
-            f"{file}: expected a non-empty JSON list of [title, count] pairs ({e}), got {titles!r:.80}; "
-            "restore the file"
-        ) from None
-    return out
+        raise ValueError(f"{file}: not a table of training titles ({e}); restore the file") from None
+    return titles
 
 
 @contextlib.contextmanager

@@ -102,6 +102,7 @@ class ExplainRequest(_Request):
 class SummarizeRequest(_Request):
     text: Text
     user: UserId | None = None
+    item: ItemId | None = None  # the reviewed item, when known: its own training titles come first
 
 
 class GenerateRequest(_Request):
@@ -369,7 +370,8 @@ def create_app(recommender: Recommender, max_batch: int = 16, batch_wait_ms: flo
 
     @app.post("/summarize", response_model=SummarizeResponse)
     async def summarize(req: SummarizeRequest) -> dict[str, Any]:
-        return {"summary": await run_in_threadpool(recommender.summarize, req.text, req.user)}
+        summary = await run_in_threadpool(recommender.summarize, req.text, req.user, None, req.item)
+        return {"summary": summary}
 
     @app.post("/generate", response_model=GenerateResponse)
     async def generate(req: GenerateRequest) -> dict[str, Any]:

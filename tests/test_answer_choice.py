@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from p5rec.data.retrieved_explanations import KEEP, RetrievalExplainer
-from p5rec.data.retrieved_titles import frequent_titles
+from p5rec.data.retrieved_titles import RetrievedTitles, frequent_titles
 from p5rec.decoding.consensus import ChoiceRule, consensus, coverage, texts_and_counts
 from p5rec.pipeline import CHOICE_GRID, choice_rules, pick_readout
 
@@ -59,6 +59,23 @@ def test_frequent_titles_are_the_candidates_of_a_summary():
     titles = ["Great", "ok", "Great", "  ", "", "fine", "ok", "Great"]
     assert frequent_titles(titles) == [("Great", 3), ("ok", 2), ("fine", 1)]
     assert frequent_titles(["b", "a", "a", "b", "c"], k=2) == [("b", 2), ("a", 2)]  # ties: the first seen
+
+
+def test_a_summary_is_chosen_among_its_items_titles_then_the_most_frequent():
+    items = ["a", "a", "b", "b", "b", "c"]
+    titles = ["Warm tone", "Great", "Great", "Great", "Cheap", " "]
+    table = RetrievedTitles.fit(items, titles)
+    assert table.candidates() == [("Great", 3), ("Warm tone", 1), ("Cheap", 1)]  # no item: the most frequent
+    # The item's own, with their counts for it, then the most frequent that are not among them.
+    assert table.candidates("a") == [("Warm tone", 1), ("Great", 1), ("Cheap", 1)]
+    assert table.candidates("b") == [("Great", 2), ("Cheap", 1), ("Warm tone", 1)]
+    assert table.candidates("c") == table.candidates("unknown") == table.candidates()  # no title of its own
+    back = RetrievedTitles.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert all(back.candidates(i) == table.candidates(i) for i in (None, "a", "b", "c"))
+    for bad in ({"frequent": [["x", 0]], "items": []}, {"frequent": [], "items": [["a"]]}, {"frequent": []}, 3):
+        with pytest.raises(ValueError):
+            RetrievedTitles.from_dict(bad)
+    assert not RetrievedTitles([])
 
 
 def test_counts_weigh_the_candidates_and_brevity_favours_the_expected_length():
@@ -135,7 +152,9 @@ def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
     assert all({"bleu_4", "rouge_1", "rouge_l"} <= set(m) for m in scored.values())
     summaries = builder.eval_examples("review_summary", "test", np.random.default_rng(0))[:3]
     titles = builder.review_titles()
-    assert titles and [builder.answer_candidates(e) for e in summaries] == [titles] * 3
+    for e in summaries:  # the reviewed item's own titles first, then every frequent one not among them
+        own, cands = titles.items.get(e.item, []), builder.answer_candidates(e)
+        assert cands[: len(own)] == own and {t for t, _ in titles.frequent} <= {t for t, _ in cands}
     with pytest.raises(ValueError, match="none chosen for task 'explanation'"):
         predictor.choose(prompts, candidates, task="explanation")
     with pytest.raises(ValueError, match="one list per prompt"):
@@ -167,13 +186,21 @@ def test_a_given_temperature_is_saved_and_the_api_and_evaluation_choose(chosen_f
     numbers = {"temperature": 0.5, "relevance": 0.0, "frequency": 0.0, "brevity": 0.0}
     assert saved == dict.fromkeys(("explanation", "review_summary"), numbers)
     back = Recommender.from_pretrained(tmp_path / "m", device="cpu")
-    assert back.choice == chosen_fit.choice and back.review_titles == chosen_fit.prepared.builder.review_titles()
+    assert back.choice == chosen_fit.choice
+    assert back.review_titles.to_dict() == chosen_fit.prepared.builder.review_titles().to_dict()
     user, item = next((u, h[-1]) for u, h in back.histories.items() if h)
     for feature in (None, "sound"):
         answer = back.explain(user, item, feature)
         assert answer in texts_and_counts(back.explanations.candidates(item, feature or ""))[0]
-    titles = texts_and_counts(back.review_titles)[0]
-    assert back.summarize("The sound of this guitar is warm. Great strings too.") in titles
+    review = "The sound of this guitar is warm. Great strings too."
+    assert back.summarize(review) in texts_and_counts(back.review_titles.candidates())[0]
+    # With the reviewed item: among its own titles, then the most frequent.
+    reviewed = next(i for i in back.review_titles.items if i in back.items)
+    assert back.summarize(review, item=reviewed) in texts_and_counts(back.review_titles.candidates(reviewed))[0]
+    with pytest.raises(KeyError, match="no-such-item"):
+        back.summarize(review, item="no-such-item")
+    with pytest.raises(ValueError, match="one item"):
+        back.summarize_batch([review, review], items=[reviewed])
     # Chosen without reading the prompt (temperature 0): no rating is predicted for the prompt.
     back.predictor.choice["explanation"] = ChoiceRule(0.0)
 
@@ -256,15 +283,20 @@ def test_a_damaged_choice_file_names_itself(chosen_fit, tmp_path):
     # A file saved before the counts and brevity: those are 0.
     (path / "answer_choice.json").write_text(json.dumps({"explanation": good}))
     assert Recommender.from_pretrained(path, device="cpu").choice == {"explanation": ChoiceRule(0.5, 0.25)}
-    titles = json.loads((path / "review_titles.json").read_text())
-    assert titles and all(isinstance(t, str) and type(n) is int and n >= 1 for t, n in titles)
-    (path / "review_titles.json").write_text(json.dumps([t for t, _ in titles]))  # bare titles: once each
-    assert Recommender.from_pretrained(path, device="cpu").review_titles == [(t, 1) for t, _ in titles]
-    for bad in ([["Great", 0]], [["Great", "2"]], [["  ", 1]]):
+    table = json.loads((path / "review_titles.json").read_text())
+    titles = table["frequent"]
+    assert titles and all(isinstance(t, str) and type(n) is int and n >= 1 for t, n in titles) and table["items"]
+    # Saved before the items' own titles: a list of the most frequent, bare (counted once) or with counts.
+    (path / "review_titles.json").write_text(json.dumps([t for t, _ in titles]))
+    back = Recommender.from_pretrained(path, device="cpu").review_titles
+    assert back.candidates("any") == [(t, 1) for t, _ in titles] and not back.items
+    (path / "review_titles.json").write_text(json.dumps(titles))
+    assert Recommender.from_pretrained(path, device="cpu").review_titles.candidates() == [tuple(t) for t in titles]
+    for bad in ([["Great", 0]], [["Great", "2"]], [["  ", 1]], {"frequent": titles}, {**table, "items": [["a", 3]]}):
         (path / "review_titles.json").write_text(json.dumps(bad))
         with pytest.raises(ValueError, match="review_titles.json"):
             Recommender.from_pretrained(path, device="cpu")
-    (path / "review_titles.json").write_text(json.dumps(titles))
+    (path / "review_titles.json").write_text(json.dumps(table))
     shutil.move(path / "explanations.json", tmp_path / "kept.json")
     with pytest.raises(ValueError, match="explanations.json is missing"):
         Recommender.from_pretrained(path, device="cpu")

@@ -99,6 +99,8 @@ def test_rate_explain_summarize(capsys, model_dir, rec, tmp_path):
     assert code == 0 and isinstance(json.loads(out)["summary"], str)
     code, _, _ = _run(capsys, "summarize", "--model", str(model_dir), "--text", "Great strings.")
     assert code == 0
+    code, out, _ = _run(capsys, "summarize", "--model", str(model_dir), "--text", "Great strings.", "--item", item)
+    assert code == 0 and out.strip() == rec.summarize("Great strings.", item=item)
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,9 @@ def test_rate_explain_summarize_generate(client, rec):
     assert r.status_code == 200 and set(r.json()) == {"user", "item", "feature", "explanation"}
     r = client.post("/summarize", json={"text": "The strings sound warm and stay in tune."})
     assert r.status_code == 200 and isinstance(r.json()["summary"], str)
+    text = "The strings sound warm and stay in tune."
+    r = client.post("/summarize", json={"text": text, "item": item})
+    assert r.status_code == 200 and r.json()["summary"] == rec.summarize(text, item=item)
     r = client.post("/generate", json={"prompt": "hello", "max_new_tokens": 4})
     assert r.status_code == 200 and isinstance(r.json()["text"], str)
 
@@ -133,6 +136,7 @@ def _bad_json_cases(rec):
         ("/summarize", {"text": "x" * 5001}, 422, "at most 5000 characters"),
         ("/summarize", {"text": ""}, 422, "text: String should have at least 1 character"),
         ("/summarize", {"text": "   "}, 422, "non-empty"),
+        ("/summarize", {"text": "Fine.", "item": "no-such-item"}, 404, "unknown item 'no-such-item'"),
         ("/generate", {"prompt": "hi", "num_beams": 9}, 422, "num_beams"),
     ]
 

@@ -86,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--text", help="the review text")
     src.add_argument("--file", help="a UTF-8 file holding the review text")
     p.add_argument("--user", help="the reviewer, if known (a raw user ID)")
+    p.add_argument("--item", help="the reviewed item, if known (a raw item ID): its own training titles come first")
     p.set_defaults(func=run_summarize)
 
 
@@ -385,6 +386,6 @@ def run_summarize(args: argparse.Namespace) -> int:
         text = args.text
     if not text.strip():
         raise ValueError("the review text is empty: give some text with `--text` or `--file`")
-    summary = _load(args).summarize(text, user=args.user)
+    summary = _load(args).summarize(text, user=args.user, item=args.item)
     print(json.dumps({"summary": summary}, ensure_ascii=False) if args.json else summary)
     return 0

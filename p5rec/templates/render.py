@@ -17,7 +17,7 @@ import numpy as np
 
 from p5rec.data.rating_means import RatingMeans
 from p5rec.data.retrieved_explanations import RetrievalExplainer
-from p5rec.data.retrieved_titles import frequent_titles
+from p5rec.data.retrieved_titles import RetrievedTitles
 from p5rec.data.split import Splits, sample_negatives
 from p5rec.data.tables import RecData
 from p5rec.ids.index import ItemIndex, UserIndex
@@ -97,7 +97,7 @@ class ExampleBuilder:
                 self._rated.setdefault(self._cols["user_id"][r], []).append(r)
         self._means: RatingMeans | None = None  # fitted on `_rated` when first needed (templates showing averages)
         self._retrieval: RetrievalExplainer | None = None  # fitted when a template shows `similar_explanation`
-        self._review_titles: list[tuple[str, int]] | None = None  # the most frequent training titles, when first asked
+        self._review_titles: RetrievedTitles | None = None  # the training titles, when first asked
         self._train_reviews: frozenset[int] = frozenset()  # the rows it was fitted on
 
     # ------------------------------------------------------------------ public
@@ -243,21 +243,22 @@ class ExampleBuilder:
             )
         return self._retrieval
 
-    def review_titles(self) -> list[tuple[str, int]]:
-        """The most frequent training review titles with their counts (`p5rec.data.retrieved_titles`;
-        fitted once): the candidates of a review summary. [] when no training review has one."""
+    def review_titles(self) -> RetrievedTitles:
+        """The training review titles (`p5rec.data.retrieved_titles`; fitted once): the candidates of
+        a review summary. Empty (falsy) when no training review has one."""
         if self._review_titles is None:
             c = self._cols
-            self._review_titles = frequent_titles(c["summary"][r] for r in self.splits.review_rows("train").tolist())
+            rows = self.splits.review_rows("train").tolist()
+            self._review_titles = RetrievedTitles.fit([c["item_id"][r] for r in rows], [c["summary"][r] for r in rows])
         return self._review_titles
 
     def answer_candidates(self, example: Example) -> list[tuple[str, int]]:
         """The training texts an answer to `example` may be chosen from, with their training counts:
         an explanation's are the training explanations of its item and feature
-        (`RetrievalExplainer.candidates`), a review summary's the most frequent training titles; []
-        for other tasks or without any."""
+        (`RetrievalExplainer.candidates`), a review summary's its item's training titles, then the
+        most frequent ones (`RetrievedTitles.candidates`); [] for other tasks or without any."""
         if example.task == "review_summary":
-            return self.review_titles()
+            return self.review_titles().candidates(example.item)
         retrieval = self.retrieval() if example.task == "explanation" else None
         if retrieval is None:
             return []
