@@ -7,8 +7,8 @@ theirs): the weights or LoRA adapter (`model/`, and `base_model/` for LoRA over 
 ratings (`ratings.json`), the copy prior of the text answers (`copy_prior.json`), how rating
 answers are centred on the baseline rating (`rating_prior.json`), the retrieved training
 explanations that `similar_explanation` prompts show and explanations are chosen from
-(`explanations.json`), the most frequent training titles summaries are chosen from
-(`review_titles.json`) and the rule of each text task answered by a choice (`answer_choice.json`).
+(`explanations.json`), the training titles summaries are chosen from, each item's own and the most
+frequent (`review_titles.json`) and the rule of each text task answered by a choice (`answer_choice.json`).
 It is written atomically (`p5rec._atomic`), and read back small files first, each checked, so a
 damaged file names itself before the weights load.
 """

@@ -45,9 +45,11 @@ class RetrievedTitles:
         self, frequent: Sequence[tuple[str, int]], items: Mapping[str, Sequence[tuple[str, int]]] | None = None
     ) -> None:
         self.frequent: _Titles = [_pair(t, "frequent") for t in frequent]
-        self.items: dict[str, _Titles] = {
-            item: [_pair(t, f"items[{item!r}]") for t in titles] for item, titles in (items or {}).items()
-        }
+        self.items: dict[str, _Titles] = {}
+        for item, titles in (items or {}).items():
+            if not isinstance(item, str):
+                raise ValueError(f"items: an item ID must be a string, got {item!r:.80}")
+            self.items[item] = [_pair(t, f"items[{item!r}]") for t in titles]
 
     @classmethod
     def fit(cls, items: Sequence[str], titles: Sequence[str]) -> RetrievedTitles:
