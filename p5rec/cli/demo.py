@@ -188,8 +188,9 @@ def run(args: argparse.Namespace) -> int:
         f"\npredicted rating of {catalog[item]['title']} by {user}: {reloaded.predict_rating(user, item):.2f}"
     )
     console.print(f"explanation: {reloaded.explain(user, item, feature='sound')}")
-    review = prepared.data.interactions[0]["review"]
-    console.print(f'summary of "{review}": {reloaded.summarize(review)}')
+    first = prepared.data.interactions[0]  # a review of a known item: its own titles are candidates
+    review = first["review"]
+    console.print(f'summary of "{review}": {reloaded.summarize(review, item=first["item_id"])}')
     console.rule(f"done in {time.perf_counter() - t_all:.0f}s")
     return 0
 
