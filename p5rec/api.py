@@ -25,7 +25,7 @@ from p5rec.data.rating_means import RatingMeans
 from p5rec.data.retrieved_explanations import RetrievalExplainer
 from p5rec.data.retrieved_titles import RetrievedTitles
 from p5rec.decoding.beams import beam_width
-from p5rec.decoding.consensus import ChoiceRule, texts_and_counts
+from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.predictor import Predictor
 from p5rec.decoding.rating import RatingTilt
 from p5rec.ids import ItemIndex, UserIndex
@@ -186,7 +186,7 @@ class Recommender:
             if task in choice and not table:
                 raise ValueError(f"`choice` chooses {task} answers among retrieved texts: give them (`{name}`)")
         if review_titles is not None and not isinstance(review_titles, RetrievedTitles):
-            review_titles = RetrievedTitles(list(zip(*texts_and_counts(review_titles))))  # a bare title counts once
+            review_titles = RetrievedTitles.from_dict(list(review_titles))  # the most frequent; a bare title once
         self.review_titles = review_titles
         self.predictor = predictor_for(
             model, tokenizer, items, self.config, batch_size, copy_prior, rating_prior, choice
