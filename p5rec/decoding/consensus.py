@@ -61,10 +61,12 @@ class ChoiceRule:
                 raise ValueError(f"`{name}` ({v!r}) must be a finite number >= 0")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def agreement(texts: tuple[str, ...]) -> np.ndarray:
     """`(n, n)` ROUGE-L F1 between every two texts (1 on the diagonal of a non-empty text); cached,
-    since the same item and feature (or the same title list) give the same candidates every time."""
+    since the same item and feature (or the same item's titles) give the same candidates every time.
+    A summary's list (an item's titles and the 100 frequent ones) is up to 120 texts, 115 KB: 1,024
+    lists bound the cache near 120 MB (Musical Instruments' 887 test reviews have 502 lists, 44 MB)."""
     tokens = [tokenize(t) for t in texts]
     n = len(texts)
     out = np.zeros((n, n))
@@ -85,7 +87,7 @@ def coverage(texts: Sequence[str], source: str) -> np.ndarray:
     >>> coverage(["great strings", "works fine"], "These strings sound great.").tolist()
     [1.0, 0.0]
     """
-    held = set(tokenize(source))
+    held = set(_words(source))  # cached: the choice after training scores every rule on the same reviews
     return np.array([sum(w in held for w in ws) / len(ws) if (ws := _words(t)) else 0.0 for t in texts])
 
 
