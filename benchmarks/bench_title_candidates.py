@@ -1,9 +1,10 @@
-"""Which titles a review summary should be chosen from: the most frequent ones (shipped), the item's own, or both.
+"""Which titles a review summary should be chosen from: the most frequent ones, the item's own, or both (shipped).
 
 Reloads a saved model's data (not the model: every rule here has temperature 0) and chooses each
-summary among three candidate sets: the 100 most frequent training titles
-(`ExampleBuilder.review_titles`, what p5rec ships), the training titles of the review's item (the
-frequent ones when it has none), and the item's own followed by the frequent ones. Per set, the
+summary among three candidate sets of `ExampleBuilder.review_titles`: the 100 most frequent
+training titles, the training titles of the review's item (its `OWN_TITLES` most frequent; the
+frequent ones when it has none), and the item's own followed by the frequent ones
+(`RetrievedTitles.candidates`, what p5rec ships since 71832e8). Per set, the
 rule (relevance x frequency x brevity of `CHOICE_GRID`, temperature 0) is picked on up to
 `CHOICE_VALID_EXAMPLES` valid reviews of the first seen template by BLEU-2 + ROUGE-1 + ROUGE-L, as
 the choice after training picks, and scored on every test review of that template.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections import Counter, defaultdict
 
 import numpy as np
 from _saved_model import add_model_argument, load_saved
@@ -25,7 +25,7 @@ from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import text_metrics
 from p5rec.pipeline import CHOICE_GRID, CHOICE_VALID_EXAMPLES
 
-SETS = ("most frequent (shipped)", "the item's own", "the item's own, then the most frequent")
+SETS = ("the most frequent", "the item's own", "the item's own, then the most frequent (shipped)")
 
 
 def main() -> None:
@@ -34,24 +34,17 @@ def main() -> None:
     args = parser.parse_args()
     _, prepared = load_saved(args.model)
     builder = prepared.builder
-    item_of, title_of = builder.data.column("interactions", "item_id"), builder.data.column("interactions", "summary")
-    own: dict[str, Counter] = defaultdict(Counter)
-    for row in builder.splits.review_rows("train").tolist():
-        if title_of[row] and title_of[row].strip():
-            own[item_of[row]][title_of[row]] += 1
-    frequent = builder.review_titles().frequent
+    table = builder.review_titles()  # what the choice after training and the API choose from
 
     def candidates(name: str, item: str) -> list[tuple[str, int]]:
-        mine = list(own[item].items())
         if name == SETS[0]:
-            return frequent
+            return table.candidates()
         if name == SETS[1]:
-            return mine or frequent
-        return mine + [c for c in frequent if c[0] not in own[item]]
+            return table.items.get(item) or table.candidates()
+        return table.candidates(item)  # shipped since 71832e8
 
-    rules = [
-        ChoiceRule(0.0, *v) for v in itertools.product(*(CHOICE_GRID[f] for f in ("relevance", "frequency", "brevity")))
-    ]
+    axes = (CHOICE_GRID[f] for f in ("relevance", "frequency", "brevity"))
+    rules = [ChoiceRule(0.0, *values) for values in itertools.product(*axes)]
     first = builder.usable_templates("review_summary", "seen")[0].id
     splits = {
         split: builder.eval_examples("review_summary", split, np.random.default_rng(EvalConfig().seed), [first], cap)

@@ -18,13 +18,12 @@ import argparse
 from collections import Counter
 
 import numpy as np
-from _saved_model import add_model_argument
+from _saved_model import add_model_argument, load_saved
 
-from p5rec.api import Recommender
+from p5rec.api import predictor_for
 from p5rec.evaluation.baselines import ItemKNN, MostPop
 from p5rec.evaluation.config import EvalConfig
 from p5rec.evaluation.metrics import binary_auc
-from p5rec.pipeline import load_data, prepare
 
 GROUPS = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, None))  # training interactions of a positive
 
@@ -38,14 +37,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_argument(parser)
     args = parser.parse_args()
-    rec = Recommender.from_pretrained(args.model, device="cpu")
-    prepared = prepare(rec.config, load_data(rec.config), items=rec.items, users=rec.users, templates=rec.templates)
+    files, prepared = load_saved(args.model)
     builder = prepared.builder
+    predictor = predictor_for(files.model, files.tokenizer, files.items, files.config)
     first = builder.usable_templates("direct_yesno")[0].id
     examples = builder.eval_examples("direct_yesno", "test", np.random.default_rng(EvalConfig().seed), [first])
     truth = np.array([bool(e.meta["label"]) for e in examples])
-    asked = rec.items.positions([e.item for e in examples], "items")
-    model = np.array(rec.predictor.yes_probability([e.input for e in examples], asked, ("yes", "no")))
+    asked = files.items.positions([e.item for e in examples], "items")
+    model = np.array(predictor.yes_probability([e.input for e in examples], asked, ("yes", "no")))
     train = builder.splits.train_sequences()
     counts = Counter(i for seq in train.values() for i in seq)
     histories = [builder.splits.history(e.user, "test") for e in examples]
