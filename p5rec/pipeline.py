@@ -25,6 +25,8 @@ from p5rec.data.tables import RecData
 from p5rec.decoding.consensus import FIELDS as RULE_FIELDS
 from p5rec.decoding.consensus import ChoiceRule
 from p5rec.decoding.rating import RatingTilt
+from p5rec.evaluation.metrics import TextScores
+from p5rec.evaluation.selection import simplest_within_one_se
 from p5rec.ids import ItemIndex, UserIndex
 from p5rec.model_dir import check_model_dir
 from p5rec.modeling.backbone import (
@@ -412,11 +414,12 @@ def answer_choice(
     """Which text tasks' answers are chosen among retrieved training texts, and by what rule.
 
     Per task of `CHOICE_TASKS` that trains and has candidates (`ExampleBuilder.answer_candidates`):
-    the best of writing (with the copy prior `prior`) and choosing by each rule of `choice_rules`,
-    by BLEU + ROUGE-1 + ROUGE-L on up to `CHOICE_VALID_EXAMPLES` valid prompts of the task's first
-    seen template (ties: writing, then the smaller numbers). Any of the rule's numbers given in the
-    config (`model.choice_temperature`, ...): always chosen, with the given values (the others
-    chosen on valid, or 0 without validation). Nothing when `model.choose_answers` is off.
+    writing (with the copy prior `prior`) or choosing by a rule of `choice_rules`, whichever
+    :func:`pick_readout` keeps by BLEU + ROUGE-1 + ROUGE-L on up to `CHOICE_VALID_EXAMPLES` valid
+    prompts of the task's first seen template (the simplest within one standard error of the best).
+    Any of the rule's numbers given in the config (`model.choice_temperature`, ...): always chosen,
+    with the given values (the others chosen on valid, or 0 without validation). Nothing when
+    `model.choose_answers` is off.
     """
     m, builder = config.model, prepared.builder
     if not m.choose_answers:
@@ -460,29 +463,29 @@ def _has_candidates(builder, task: str) -> bool:
     return bool(builder.review_titles()) if task == "review_summary" else builder.retrieval() is not None
 
 
-def pick_readout(scored: dict[ChoiceRule | None, dict[str, float]]) -> ChoiceRule | None:
-    """The read-out of :func:`choice_readouts` with the best BLEU + ROUGE-1 + ROUGE-L: a rule, or
-    None to write (ties: writing, then the rule with the smaller numbers, temperature first)."""
+def pick_readout(scored: dict[ChoiceRule | None, TextScores]) -> ChoiceRule | None:
+    """The read-out of :func:`choice_readouts` to keep: a rule, or None to write. The simplest whose
+    valid BLEU + ROUGE-1 + ROUGE-L is within one standard error of the best's
+    (`p5rec.evaluation.selection`): the rules with fewer numbers above 0 first, then the smaller
+    numbers (temperature first), writing last (free text varies most: within one standard error of
+    the best on 109 valid prompts, it scored 12 points below it on test). The highest score alone
+    kept rules that won by chance on a few hundred valid examples (docs/benchmarks.md, "One
+    standard error")."""
 
-    def total(m: dict[str, float]) -> float:
-        bleu = next(v for k, v in m.items() if k.startswith("bleu_"))
-        return bleu + m["rouge_1"] + m["rouge_l"]
-
-    def key(r: ChoiceRule | None) -> tuple:
+    def simplicity(r: ChoiceRule | None) -> tuple:
         numbers = [getattr(r, f) for f in RULE_FIELDS] if r else [0.0] * len(RULE_FIELDS)
-        return (total(scored[r]), r is None, *(-v for v in numbers))
+        return (r is None, sum(v > 0 for v in numbers), *numbers)
 
-    return max(scored, key=key)
+    return simplest_within_one_se(scored, simplicity)
 
 
 def choice_readouts(
     predictor, builder, examples, rules: Sequence[ChoiceRule] | None = None, write: bool = True
-) -> dict[ChoiceRule | None, dict[str, float]]:
-    """Text metrics (BLEU-4 for explanations, BLEU-2 for summaries, ROUGE) of the answers written for
-    `examples` (key None, when `write`) and of those chosen among their candidates by each rule
-    (default: every rule of `CHOICE_GRID`; the model scores the candidates once)."""
+) -> dict[ChoiceRule | None, TextScores]:
+    """The per-example text scores (BLEU-4 for explanations, BLEU-2 for summaries, ROUGE) of the answers
+    written for `examples` (key None, when `write`) and of those chosen among their candidates by each
+    rule (default: every rule of `CHOICE_GRID`; the model scores the candidates once)."""
     from p5rec.decoding.consensus import consensus, texts_and_counts
-    from p5rec.evaluation.metrics import text_metrics
 
     if rules is None:
         rules = choice_rules()
@@ -491,12 +494,12 @@ def choice_readouts(
     prompts, refs = [e.input for e in examples], [e.target for e in examples]
     candidates = [texts_and_counts(builder.answer_candidates(e)) for e in examples]
     sources = [builder.answer_source(e) for e in examples]
-    out = {None: text_metrics(refs, predictor.write(prompts, task=task), max_n=max_n)} if write else {}
+    out = {None: TextScores(refs, predictor.write(prompts, task=task), max_n=max_n)} if write else {}
     read = any(r.temperature for r in rules)
     scores = predictor.candidate_scores(prompts, [t for t, _ in candidates]) if read else [None] * len(prompts)
     for rule in rules:
         hyps = [t[consensus(t, s, rule, src, n)] for src, (t, n), s in zip(sources, candidates, scores)]
-        out[rule] = text_metrics(refs, hyps, max_n=max_n)
+        out[rule] = TextScores(refs, hyps, max_n=max_n)
     return out
 
 

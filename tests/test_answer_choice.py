@@ -107,15 +107,27 @@ def test_counts_weigh_the_candidates_and_brevity_favours_the_expected_length():
     assert {r.frequency for r in fixed} == {1.0} and len(fixed) == len(choice_rules()) // len(CHOICE_GRID["frequency"])
 
 
-def test_the_read_out_with_the_best_valid_sum_is_kept_and_ties_keep_writing():
-    def m(bleu, r1, rl, n=4):
-        return {f"bleu_{n}": bleu, "rouge_1": r1, "rouge_l": rl}
+def test_the_simplest_read_out_within_one_standard_error_of_the_best_is_kept():
+    from p5rec.evaluation.metrics import TextScores
+
+    refs = [f"great tone for the price number {i}" for i in range(40)]
+
+    def scores(hits: int, max_n: int = 4, start: int = 0) -> TextScores:  # `hits` answers from `start` are right
+        rows = range(start, start + hits)
+        return TextScores(refs, [r if i in rows else "cheap strings" for i, r in enumerate(refs)], max_n=max_n)
 
     cold, warm, relevant = ChoiceRule(0.0), ChoiceRule(0.5), ChoiceRule(0.0, 0.25)
-    assert pick_readout({None: m(0.1, 23.0, 17.0), cold: m(2.3, 25.0, 22.5), warm: m(1.9, 25.0, 22.5)}) == cold
-    assert pick_readout({None: m(1.0, 30.0, 25.0, 2), cold: m(1.0, 25.0, 22.5, 2)}) is None  # summaries: BLEU-2
-    assert pick_readout({None: m(1.0, 20.0, 20.0), warm: m(1.0, 20.0, 20.0), cold: m(1.0, 20.0, 20.0)}) is None
-    assert pick_readout({warm: m(1.0, 20.0, 20.0), relevant: m(1.0, 20.0, 20.0), cold: m(1.0, 20.0, 20.0)}) == cold
+    # Clearly better on many examples: kept over writing and over a worse rule.
+    assert pick_readout({None: scores(2), cold: scores(30), warm: scores(20)}) == cold
+    assert pick_readout({None: scores(30, 2), cold: scores(10, 2)}) is None  # summaries: BLEU-2
+    # Ahead by one answer in forty (right on four where the other is wrong, wrong on three where it is
+    # right): within one standard error, so the simpler read-out is kept.
+    assert pick_readout({None: scores(21, start=3), warm: scores(20)}) == warm
+    assert pick_readout({warm: scores(21, start=3), relevant: scores(20), cold: scores(20)}) == cold
+    # Ties: fewer numbers above 0, then the smaller numbers, writing last.
+    assert pick_readout({warm: scores(20), relevant: scores(20), None: scores(20)}) == relevant
+    assert pick_readout({None: scores(20), warm: scores(19, start=3)}) == warm
+    assert pick_readout({ChoiceRule(0.5, 0.25): scores(20), ChoiceRule(2.0): scores(20), warm: scores(20)}) == warm
 
 
 def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
@@ -149,7 +161,7 @@ def test_the_predictor_answers_with_one_of_each_prompts_candidates(tiny_fit):
 
     scored = choice_readouts(predictor, builder, examples)  # what the choice after training compares
     assert list(scored) == [None, *choice_rules()]
-    assert all({"bleu_4", "rouge_1", "rouge_l"} <= set(m) for m in scored.values())
+    assert all({"bleu_4", "rouge_1", "rouge_l"} <= set(m.metrics()) for m in scored.values())
     summaries = builder.eval_examples("review_summary", "test", np.random.default_rng(0))[:3]
     titles = builder.review_titles()
     for e in summaries:  # the reviewed item's own titles first, then every frequent one not among them

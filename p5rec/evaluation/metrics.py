@@ -25,6 +25,7 @@ import numpy as np
 from p5rec._text_overlap import f1, rouge_l, tokenize
 
 __all__ = [
+    "TextScores",
     "binary_auc",
     "bleu",
     "hit_rate_at_k",
@@ -324,6 +325,69 @@ def _ngrams(tokens: list[str], n: int) -> Counter:
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
+class TextScores:
+    """The per-example parts of the text metrics, from which any subset of the examples scores as a corpus.
+
+    BLEU is a corpus score (matches and lengths are summed before dividing), so it cannot be averaged
+    over examples; keeping each example's clipped n-gram matches, n-gram counts and lengths (and its
+    ROUGE F1s) lets a choice on a small valid split resample the examples (a bootstrap) without
+    tokenizing again. :func:`bleu`, :func:`rouge` and :func:`text_metrics` are this on every example.
+
+    Args:
+        references: one reference per example, a string (tokenized by :func:`tokenize`) or a list of tokens.
+        hypotheses: the answers, same forms, aligned with `references`.
+        max_n: highest BLEU n-gram order (default 4).
+    """
+
+    def __init__(
+        self, references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int = 4
+    ) -> None:
+        self.max_n = _check_k(max_n, "max_n")
+        refs, hyps = _text_pairs(references, hypotheses)
+        n = len(refs)
+        self.matches, self.possible = np.zeros((n, self.max_n)), np.zeros((n, self.max_n))
+        self.hyp_len = np.array([len(h) for h in hyps], dtype=float)
+        self.ref_len = np.array([len(r) for r in refs], dtype=float)
+        self.rouge_f1 = {"rouge_1": np.zeros(n), "rouge_2": np.zeros(n), "rouge_l": np.zeros(n)}
+        self._answers = [tuple(h) for h in hyps]
+        for i, (ref, hyp) in enumerate(zip(refs, hyps, strict=True)):
+            for order in range(1, max(self.max_n, 2) + 1):
+                h, r = _ngrams(hyp, order), _ngrams(ref, order)
+                overlap, count = sum(min(c, r[g]) for g, c in h.items()), sum(h.values())
+                if order <= self.max_n:
+                    self.matches[i, order - 1], self.possible[i, order - 1] = overlap, count
+                if order <= 2:
+                    self.rouge_f1[f"rouge_{order}"][i] = f1(overlap, count, sum(r.values()))
+            self.rouge_f1["rouge_l"][i] = rouge_l(hyp, ref)
+
+    def __len__(self) -> int:
+        return len(self.hyp_len)
+
+    def bleu(self, rows: np.ndarray | None = None) -> float:
+        """Corpus BLEU-`max_n` (0-100) of the examples `rows` (indices, repeats allowed; None: all)."""
+        pick = slice(None) if rows is None else rows
+        matches, possible = self.matches[pick].sum(0), self.possible[pick].sum(0)
+        if np.any(possible == 0) or np.any(matches == 0):
+            return 0.0
+        hyp_len, ref_len = float(self.hyp_len[pick].sum()), float(self.ref_len[pick].sum())
+        brevity = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
+        return 100.0 * brevity * math.exp(float(np.mean(np.log(matches / possible))))
+
+    def rouge(self, rows: np.ndarray | None = None) -> dict[str, float]:
+        """Mean ROUGE-1/2/L F1 (0-100) of the examples `rows` (None: all)."""
+        pick = slice(None) if rows is None else rows
+        return {name: 100.0 * float(v[pick].mean()) for name, v in self.rouge_f1.items()}
+
+    def metrics(self) -> dict[str, float]:
+        """What a text task reports on every example: BLEU-`max_n`, ROUGE-1/2/L and the unique sentence ratio."""
+        return {f"bleu_{self.max_n}": self.bleu(), **self.rouge(), "usr": unique_sentence_ratio(self._answers)}
+
+    def total(self, rows: np.ndarray | None = None) -> float:
+        """BLEU + ROUGE-1 + ROUGE-L of the examples `rows`: the one number the choices after training compare."""
+        r = self.rouge(rows)
+        return self.bleu(rows) + r["rouge_1"] + r["rouge_l"]
+
+
 def bleu(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]], max_n: int = 4) -> float:
     """Corpus BLEU-`max_n` (Papineni et al., 2002) with brevity penalty, on a 0-100 scale.
 
@@ -349,22 +413,7 @@ def bleu(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | S
         hypotheses: the generated texts, same forms, aligned with `references`.
         max_n: highest n-gram order N (default 4).
     """
-    max_n = _check_k(max_n, "max_n")
-    refs, hyps = _text_pairs(references, hypotheses)
-    matches = np.zeros(max_n)
-    possible = np.zeros(max_n)
-    for ref, hyp in zip(refs, hyps, strict=True):
-        for n in range(1, max_n + 1):
-            h, r = _ngrams(hyp, n), _ngrams(ref, n)
-            matches[n - 1] += sum(min(c, r[g]) for g, c in h.items())
-            possible[n - 1] += max(0, len(hyp) - n + 1)
-    if np.any(possible == 0) or np.any(matches == 0):
-        return 0.0
-    log_precision = float(np.mean(np.log(matches / possible)))
-    hyp_len = sum(len(h) for h in hyps)
-    ref_len = sum(len(r) for r in refs)
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1.0 - ref_len / hyp_len)
-    return 100.0 * brevity * math.exp(log_precision)
+    return TextScores(references, hypotheses, max_n).bleu()
 
 
 def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | Sequence[str]]) -> dict[str, float]:
@@ -388,15 +437,7 @@ def rouge(references: Sequence[str | Sequence[str]], hypotheses: Sequence[str | 
     Returns:
         ``{"rouge_1", "rouge_2", "rouge_l"}``.
     """
-    refs, hyps = _text_pairs(references, hypotheses)
-    totals = {"rouge_1": 0.0, "rouge_2": 0.0, "rouge_l": 0.0}
-    for ref, hyp in zip(refs, hyps, strict=True):
-        for n in (1, 2):
-            h, r = _ngrams(hyp, n), _ngrams(ref, n)
-            overlap = sum(min(c, r[g]) for g, c in h.items())
-            totals[f"rouge_{n}"] += f1(overlap, sum(h.values()), sum(r.values()))
-        totals["rouge_l"] += rouge_l(hyp, ref)
-    return {name: 100.0 * total / len(refs) for name, total in totals.items()}
+    return TextScores(references, hypotheses, max_n=1).rouge()
 
 
 def unique_sentence_ratio(hypotheses: Sequence[str | Sequence[str]]) -> float:
@@ -417,5 +458,4 @@ def text_metrics(
 ) -> dict[str, float]:
     """What a text task reports: corpus BLEU-`max_n` (P5: 4 for explanations, 2 for review
     summaries), ROUGE-1/2/L and the unique sentence ratio ``usr``, the same for a model and a baseline."""
-    refs, hyps = _text_pairs(references, hypotheses)  # tokenized once for the three
-    return {f"bleu_{max_n}": bleu(refs, hyps, max_n=max_n), **rouge(refs, hyps), "usr": unique_sentence_ratio(hyps)}
+    return TextScores(references, hypotheses, max_n).metrics()
