@@ -7,7 +7,14 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         "p5rec.decoding.affinity": ("next_item_percentile", "next_item_scores"),
         "p5rec.decoding.beams": ("DEFAULT_NUM_BEAMS", "beam_width"),
-        "p5rec.decoding.consensus": ("ChoiceRule", "agreement", "consensus", "coverage"),
+        "p5rec.decoding.consensus": (
+            "Candidates",
+            "ChoiceRule",
+            "agreement",
+            "consensus",
+            "coverage",
+            "texts_and_counts",
+        ),
         "p5rec.decoding.generate": ("recommend_items", "score_continuations", "score_items", "score_targets"),
         "p5rec.decoding.predictor": ("Predictor",),
         "p5rec.decoding.processors": (
