@@ -286,12 +286,36 @@ def build_model(config: RunConfig, prepared: Prepared | Sequence[Prepared]):
         tokenizer = train_tokenizer(corpus, config.model.vocab_size)
         new_ids = add_id_tokens_to_tokenizer(tokenizer, new_tokens)
         model = build_scratch_model(config.model, tokenizer, seed=config.train.seed)
+        if config.model.item_init == "reviews":
+            for p in domains:
+                init_from_reviews(model, tokenizer, p, config.train.seed)
     else:
         model, tokenizer = load_pretrained(config.model.backbone)
         new_ids = add_id_tokens(model, tokenizer, new_tokens)
     if config.finetune == "lora":
         model = apply_lora(model, config.lora, trainable_token_ids=new_ids)
     return model, tokenizer
+
+
+def init_from_reviews(model, tokenizer, prepared: Prepared, seed: int = 0) -> int:
+    """Set the embedding of each item token whose item has training reviews to its review vector
+    (`p5rec.data.review_vectors`) at the mean norm of the item rows; returns how many were set (0
+    without review text, or when items are not one token each)."""
+    from p5rec.data.review_vectors import review_vectors
+
+    items = prepared.items
+    if items.config.representation != "tokens" or items.config.hierarchical:
+        return 0
+    weight = model.get_input_embeddings().weight
+    vectors = review_vectors(prepared.data, prepared.splits, weight.shape[1], seed)
+    if not vectors:
+        return 0
+    ids = tokenizer.convert_tokens_to_ids([items.id_of(raw) for raw in vectors])
+    with torch.no_grad():
+        every = tokenizer.convert_tokens_to_ids(items.id_strings())
+        scale = weight[every].norm(dim=1).mean()
+        weight[ids] = torch.tensor(np.stack(list(vectors.values())), dtype=weight.dtype) * scale
+    return len(ids)
 
 
 def fit(

@@ -19,6 +19,7 @@ AUTO = "auto"
 
 
 # The choice rule's numbers as settings (`p5rec.decoding.consensus.ChoiceRule` without the prefix).
+ITEM_INITS = ("random", "reviews")  # how a scratch model's item-token embeddings start
 CHOICE_FIELDS = ("choice_temperature", "choice_relevance", "choice_frequency", "choice_brevity")
 
 
@@ -93,6 +94,10 @@ class ModelConfig:
             expected length (agreement favours short texts). None: chosen on the valid split from
             (0, 0.1, 0.3). Any of the four given: answers are always chosen (never written) where
             the task has candidates.
+        item_init: how a scratch preset's item-token embeddings start: "random" (the backbone's
+            initialisation), or "reviews": items with training reviews start at their review vectors
+            (`p5rec.data.review_vectors`: TF-IDF of their reviews and titles reduced by SVD, at the
+            norm of a random row), so that rarely bought items start near items reviewed alike.
     """
 
     backbone: str = AUTO
@@ -113,8 +118,11 @@ class ModelConfig:
     choice_relevance: float | None = None
     choice_frequency: float | None = None
     choice_brevity: float | None = None
+    item_init: str = "random"
 
     def __post_init__(self) -> None:
+        if self.item_init not in ITEM_INITS:
+            raise ValueError(f"`item_init` must be one of {ITEM_INITS}, got {self.item_init!r}")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"`architecture` must be one of {ARCHITECTURES}, got {self.architecture!r}")
         if self.vocab_size < 64:
