@@ -13,11 +13,10 @@ choice after training takes.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from _saved_model import add_model_argument, load_saved
+from _saved_model import load_saved, model_parser
 
 from p5rec.api import predictor_for
 from p5rec.decoding.consensus import FIELDS
@@ -37,8 +36,7 @@ def mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
+    parser = model_parser(__doc__)
     parser.add_argument("--task", choices=CHOICE_TASKS, default="explanation")
     parser.add_argument("--fixed", nargs="*", default=[], help="NAME=VALUE: rules with this value only")
     parser.add_argument("--max-templates", type=int, default=None, help="test only the first N seen and held-out")

@@ -11,12 +11,11 @@ batch size). Prints both times, the ratio, and the largest difference of the mea
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.api import predictor_for
 from p5rec.decoding.generate import score_targets
@@ -44,12 +43,10 @@ def naive(predictor, prompts: list[str], candidates: list[list[str]]) -> list[li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
+    parser = model_parser(__doc__)
     parser.add_argument("--task", choices=CHOICE_TASKS, default="review_summary")
     parser.add_argument("--prompts", type=int, default=64)
-    args = parser.parse_args()
-    files, prepared = load_saved(args.model)
+    args, files, prepared = parse_and_load(parser)
     builder = prepared.builder
     predictor = predictor_for(files.model, files.tokenizer, files.items, files.config)
     seen = builder.usable_templates(args.task, "seen")[0].id

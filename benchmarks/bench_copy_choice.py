@@ -8,19 +8,16 @@ log-odds over one epoch of text examples, then 5 weights x up to 200 valid promp
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.pipeline import copy_prior
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
-    args = parser.parse_args()
-    files, prepared = load_saved(args.model)
+    parser = model_parser(__doc__)
+    args, files, prepared = parse_and_load(parser)
     config = files.config
     start = time.perf_counter()
     _, weights = copy_prior(config, files.model, files.tokenizer, prepared.builder, prepared)

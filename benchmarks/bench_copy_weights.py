@@ -10,10 +10,8 @@ weight given. It answers whether the grid the choice picks from is wide enough.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.api import predictor_for
 from p5rec.evaluation.metrics import rouge
@@ -22,13 +20,11 @@ from p5rec.training.copy_prior import fit_copy_priors
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
+    parser = model_parser(__doc__)
     parser.add_argument("--weights", type=float, nargs="+", default=[4.0, 8.0, 16.0, 32.0])
     parser.add_argument("--task", default="review_summary", help="the text task (default review_summary)")
     parser.add_argument("--no-test", action="store_true", help="valid only")
-    args = parser.parse_args()
-    files, prepared = load_saved(args.model)
+    args, files, prepared = parse_and_load(parser)
     config = files.config
     builder = prepared.builder
     log_odds = fit_copy_priors(builder, files.tokenizer, config.train.seed)[args.task]

@@ -11,12 +11,11 @@ on valid; next to BiasedMF and the global mean fitted on the same training split
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 
 import numpy as np
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.api import predictor_for
 from p5rec.evaluation import metrics
@@ -29,10 +28,8 @@ TASKS = ["rating", "review_rating"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
-    args = parser.parse_args()
-    files, prepared = load_saved(args.model)
+    parser = model_parser(__doc__)
+    args, files, prepared = parse_and_load(parser)
     config = files.config
     start = time.perf_counter()
     chosen = rating_prior(config, files.model, files.tokenizer, prepared)

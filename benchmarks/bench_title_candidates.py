@@ -14,11 +14,10 @@ the choice after training picks, and scored on every test review of that templat
 
 from __future__ import annotations
 
-import argparse
 import itertools
 
 import numpy as np
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.decoding.consensus import ChoiceRule, consensus
 from p5rec.evaluation.config import EvalConfig
@@ -29,10 +28,8 @@ SETS = ("the most frequent", "the item's own", "the item's own, then the most fr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
-    args = parser.parse_args()
-    _, prepared = load_saved(args.model)
+    parser = model_parser(__doc__)
+    args, _, prepared = parse_and_load(parser)
     builder = prepared.builder
     table = builder.review_titles()  # what the choice after training and the API choose from
 

@@ -7,26 +7,26 @@ mean share of the catalog ranked below the positives, so it is bounded by how th
 items it has seen rarely. Prints the positives by their number of training interactions with the
 model's mean score per group, and the AUC of rank-averaged blends of the model with ItemKNN and
 MostPop on the same pairs (weights picked on the test pairs themselves: an upper bound for such a
-blend, not a method), and of a content score: the cosine between the asked item's and the
-history's TF-IDF profiles over the items' training reviews and titles (only reviews of each
-user's training items, so that no valid or test interaction leaks), alone and blended with the model.
+blend, not a method), and of a content score: the cosine between the asked item's TF-IDF profile
+over its training reviews and titles (`p5rec.data.review_vectors.review_tfidf`: only reviews of each
+user's training items, so that no valid or test interaction leaks) and the mean of its history's
+reviewed items', alone and blended with the model.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_yesno_breakdown.py MODEL_DIR
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 
 import numpy as np
-import scipy.sparse as sparse
-from _saved_model import add_model_argument, load_saved
+from _saved_model import model_parser, parse_and_load
 
 from p5rec.api import predictor_for
+from p5rec.data.review_vectors import review_tfidf
 from p5rec.evaluation.baselines import ItemKNN, MostPop
 from p5rec.evaluation.config import EvalConfig
-from p5rec.evaluation.metrics import binary_auc, tokenize
+from p5rec.evaluation.metrics import binary_auc
 
 GROUPS = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, None))  # training interactions of a positive
 
@@ -36,37 +36,22 @@ def ranks(x: np.ndarray) -> np.ndarray:
     return np.argsort(np.argsort(x, kind="stable"), kind="stable") / len(x)
 
 
-def review_profiles(builder) -> tuple[sparse.csr_matrix, dict[str, int]]:
-    """Each item's L2-normalised TF-IDF vector over the words of its training reviews and titles, and the
-    item -> row index (an item without a training review has a zero row)."""
-    col = builder.data.column
-    train = {(u, i) for u, seq in builder.splits.train_sequences().items() for i in seq}
-    rows = {item: k for k, item in enumerate(builder.catalog)}
-    words: dict[str, int] = {}
-    docs: list[Counter] = [Counter() for _ in rows]
-    for user, item, review, summary in zip(
-        col("interactions", "user_id"),
-        col("interactions", "item_id"),
-        col("interactions", "review"),
-        col("interactions", "summary"),
-    ):
-        if (user, item) in train:
-            docs[rows[item]].update(tokenize(f"{review or ''} {summary or ''}"))
-    r, c, v = [], [], []
-    for k, doc in enumerate(docs):
-        for w, n in doc.items():
-            r.append(k), c.append(words.setdefault(w, len(words))), v.append(1.0 + np.log(n))
-    x = sparse.csr_matrix((v, (r, c)), shape=(len(rows), len(words)))
-    x = x.multiply(np.log(len(rows) / (1.0 + np.bincount(x.indices, minlength=len(words))))).tocsr()
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())
-    return sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x, rows
+def content_scores(builder, histories: list[list[str]], items: list[str]) -> np.ndarray:
+    """Cosine of each asked item's review profile (`review_tfidf`) with the mean of its history's; 0
+    for an item without a training review or an empty history."""
+    profiles, reviewed = review_tfidf(builder.data, builder.splits)
+    row = {item: r for r, item in enumerate(reviewed)}
+    out = np.zeros(len(items))
+    for k, (history, item) in enumerate(zip(histories, items)):
+        seen = [row[i] for i in history if i in row]
+        if seen and item in row:
+            out[k] = float((profiles[seen].mean(0) @ profiles[row[item]].T).item())
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_argument(parser)
-    args = parser.parse_args()
-    files, prepared = load_saved(args.model)
+    parser = model_parser(__doc__)
+    args, files, prepared = parse_and_load(parser)
     builder = prepared.builder
     predictor = predictor_for(files.model, files.tokenizer, files.items, files.config)
     first = builder.usable_templates("direct_yesno")[0].id
@@ -80,13 +65,7 @@ def main() -> None:
     items = [e.item for e in examples]
     knn = ItemKNN().fit(train, builder.catalog).score_pairs(histories, items)
     pop = MostPop().fit(train, builder.catalog).score_pairs(histories, items)
-    profiles, row = review_profiles(builder)
-    content = np.array(
-        [
-            float((profiles[[row[i] for i in h]].mean(0) @ profiles[row[item]].T).item()) if h else 0.0
-            for h, item in zip(histories, items)
-        ]
-    )
+    content = content_scores(builder, histories, items)
     scorers = (("p5rec", model), ("ItemKNN", knn), ("MostPop", pop), ("content", content))
     auc = {name: binary_auc(s.tolist(), truth.tolist()) for name, s in scorers}
     print(f"{len(examples)} pairs ({first}); AUC " + ", ".join(f"{k} {v:.4f}" for k, v in auc.items()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from p5rec.data.review_vectors import review_vectors
+from p5rec.data.review_vectors import review_tfidf, review_vectors
 from p5rec.data.split import Splits
 from p5rec.data.tables import RecData
 
@@ -38,6 +38,8 @@ def test_items_reviewed_alike_are_near_and_valid_or_test_reviews_never_count():
     same = float(vectors["s0"] @ vectors["s1"])
     other = float(vectors["s0"] @ vectors["p1"])
     assert same > 0.9 and other < same - 0.5
+    profiles, items = review_tfidf(data, splits)  # the profiles both come from: one unit row per item
+    assert sorted(items) == sorted(vectors) and np.allclose(profiles.multiply(profiles).sum(1), 1.0)
     # u0's test review of p5 is not a training review: other words there change nothing.
     other = _data(test_review="strings strings guitar")
     again = review_vectors(other, Splits.from_data(other), dim=2)

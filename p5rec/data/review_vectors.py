@@ -15,6 +15,7 @@ reaches the model.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -22,26 +23,20 @@ from p5rec._text_overlap import tokenize
 from p5rec.data.split import Splits
 from p5rec.data.tables import RecData
 
-__all__ = ["review_vectors"]
+__all__ = ["review_tfidf", "review_vectors"]
 
 
-def review_vectors(data: RecData, splits: Splits, dim: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Raw item ID -> unit vector of `dim` numbers for every item with a training review or title.
+def review_tfidf(data: RecData, splits: Splits, normalize: bool = True) -> tuple[Any, list[str]]:
+    """The items' TF-IDF matrix over the words of their training reviews and titles (a scipy CSR
+    matrix, one row per item with any, L2-normalised with `normalize`), and their raw IDs in row order.
 
-    Each item's words are counted over its training reviews and summaries, weighted by
-    (1 + log count) x idf, and the item-word matrix's `dim` leading singular directions (scaled by
-    the singular values) give the vectors. Empty when the data has no review text (or one reviewed
-    item or word); a catalog with fewer reviewed items or words than `dim` + 1 fills fewer
-    directions and the rest are 0.
+    Each item's words are counted over its training reviews and summaries and weighted by
+    (1 + log count) x idf. No rows (a 0 x 0 matrix) when the data has no review text.
     """
     import scipy.sparse as sparse
-    from scipy.sparse.linalg import svds
 
-    if dim < 1:
-        raise ValueError(f"`dim` ({dim!r}) must be >= 1")
     train = {(u, i) for u, seq in splits.train_sequences().items() for i in seq}
     col = data.column
-    words: dict[str, int] = {}
     docs: dict[str, Counter] = {}
     for user, item, review, summary in zip(
         col("interactions", "user_id"),
@@ -52,18 +47,36 @@ def review_vectors(data: RecData, splits: Splits, dim: int, seed: int = 0) -> di
         if (user, item) in train and (review or summary):
             docs.setdefault(item, Counter()).update(tokenize(f"{review or ''} {summary or ''}"))
     items = [i for i, d in docs.items() if d]
+    words: dict[str, int] = {}
     rows, cols, vals = [], [], []
     for r, item in enumerate(items):
         for w, n in docs[item].items():
             rows.append(r)
             cols.append(words.setdefault(w, len(words)))
             vals.append(1.0 + np.log(n))
-    rank = min(dim, len(items) - 1, len(words) - 1)  # svds finds fewer directions than the matrix's sides
+    x = sparse.csr_matrix((vals, (rows, cols)), shape=(len(items), len(words)))
+    x = x.multiply(np.log(len(items) / (1.0 + np.bincount(x.indices, minlength=len(words))))[None, :]).tocsr()
+    if not normalize:
+        return x, items
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())
+    return sparse.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x, items
+
+
+def review_vectors(data: RecData, splits: Splits, dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Raw item ID -> unit vector of `dim` numbers for every item with a training review or title:
+    the `dim` leading singular directions of :func:`review_tfidf` (scaled by the singular values).
+
+    Empty when the data has no review text (or one reviewed item or word); a catalog with fewer
+    reviewed items or words than `dim` + 1 fills fewer directions and the rest are 0.
+    """
+    from scipy.sparse.linalg import svds
+
+    if dim < 1:
+        raise ValueError(f"`dim` ({dim!r}) must be >= 1")
+    x, items = review_tfidf(data, splits, normalize=False)
+    rank = min(dim, x.shape[0] - 1, x.shape[1] - 1)  # svds finds fewer directions than the matrix's sides
     if rank < 1:
         return {}
-    x = sparse.csr_matrix((vals, (rows, cols)), shape=(len(items), len(words)))
-    idf = np.log(len(items) / (1.0 + np.bincount(x.indices, minlength=len(words))))
-    x = x.multiply(idf[None, :]).tocsr()
     v0 = np.random.default_rng(seed).standard_normal(min(x.shape))  # svds' start vector: reproducible
     u, s, _ = svds(x.astype(np.float64), k=rank, v0=v0)
     vecs = np.zeros((len(items), dim))

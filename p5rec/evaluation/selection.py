@@ -57,9 +57,5 @@ def simplest_within_one_se(
     best = min(scores, key=lambda k: (-point[k], simplicity(k)))
     rows = np.random.default_rng(seed).integers(0, n, size=(draws, n))
     resampled = {k: np.array([s.total(r) for r in rows]) for k, s in scores.items()}
-    close = [
-        k
-        for k in scores
-        if point[best] - point[k] <= float(np.std(resampled[k] - resampled[best])) or point[k] >= point[best]
-    ]
+    close = [k for k in scores if point[best] - point[k] <= float(np.std(resampled[k] - resampled[best]))]
     return min(close, key=simplicity)
